@@ -1,0 +1,173 @@
+"""HiCo's clip sampler (method.md section 3), the delta schedules, and the training progress shared with workers.
+
+Pre-training draws ``num_clips`` clip centres per video:
+
+* ``c0`` uniform in ``[clip_t, duration - clip_t]`` (v_i);
+* each further centre uniform within ``+-max_dis`` of the previous one, truncated to that same range (v_j);
+* with the topical flag the last centre is drawn again, uniform over the whole range (v_k);
+* ``max_dis < 0`` (no constraint) draws every centre independently like ``c0``.
+
+``random_center(a, b)`` is uniform in ``[a, b]`` and returns ``a`` when ``b < a``; it always consumes exactly one draw of
+the generator, as the official code does. A clip is the window ``[max(c - clip_t/2, 0), min(c + clip_t/2, duration)]``.
+
+``max_dis`` comes from a :class:`DeltaSchedule`: HiCo's gradual sampling grows it linearly from ``delta_start_s`` to
+``delta_s`` over the run (alpha / alpha_max); "fixed" keeps ``delta_s``; "none" is the unconstrained baseline.
+
+The progress alpha / alpha_max lives in a :class:`TrainingProgress`, a small shared-memory tensor that the training
+loop updates and DataLoader workers read (fork or spawn, persistent or not); never a file in the working directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hico_bench.errors import UserError, choice_error
+
+SCHEDULE_KINDS = ("gradual", "fixed", "none")
+
+
+def clip_time(frames: int, sampling_rate: int, target_fps: float) -> float:
+    """Seconds covered by one clip: ``frames * sampling_rate / target_fps`` (16 * 4 / 30 = 2.133 s for HiCo)."""
+    if frames <= 0 or sampling_rate <= 0 or target_fps <= 0:
+        raise UserError(
+            f"clip settings must be positive, got frames={frames}, sampling_rate={sampling_rate}, "
+            f"target_fps={target_fps}."
+        )
+    return frames * sampling_rate / target_fps
+
+
+@dataclass(frozen=True)
+class DeltaSchedule:
+    """delta_max (seconds) as a function of the training progress alpha / alpha_max.
+
+    ``kind``: ``"gradual"`` (HiCo's GS: ``delta_start_s + (delta_s - delta_start_s) * clamp(progress, 0, 1)``),
+    ``"fixed"`` (``delta_s`` throughout) or ``"none"`` (``-1``: every clip independent).
+    """
+
+    kind: str
+    delta_s: float = 1.0
+    delta_start_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCHEDULE_KINDS:
+            raise choice_error("delta schedule", self.kind, SCHEDULE_KINDS)
+        if self.kind != "none" and (self.delta_s < 0 or self.delta_start_s < 0):
+            raise UserError(
+                f"delta schedule {self.kind!r} needs delta_s >= 0 and delta_start_s >= 0 seconds, "
+                f"got {self.delta_s} and {self.delta_start_s}."
+            )
+
+    def max_dis(self, progress: float) -> float:
+        """delta_max in seconds at ``progress`` = alpha / alpha_max (clamped to [0, 1]); -1 means unconstrained."""
+        if self.kind == "none":
+            return -1.0
+        if self.kind == "fixed":
+            return float(self.delta_s)
+        p = min(max(float(progress), 0.0), 1.0)
+        return float(self.delta_start_s + (self.delta_s - self.delta_start_s) * p)
+
+
+class TrainingProgress:
+    """The fractional epoch alpha and the run length alpha_max, shared across processes without files.
+
+    Backed by a 2-element float64 tensor in shared memory, so that a copy inherited by a forked DataLoader worker, or
+    pickled into a spawned one (torch's multiprocessing reductions keep the storage shared), sees every later
+    :meth:`set` of the training loop, including persistent workers. A plain ``pickle.dumps`` (outside a worker
+    start) makes an independent copy. Workers prefetch items, so an item may read a value up to
+    ``num_workers * prefetch_factor`` batches old; :class:`hico_bench.data.datasets.ProgressSampler` gives
+    timing-independent values where bit-exact reproducibility matters.
+    """
+
+    def __init__(self, epoch: float = 0.0, total_epochs: float = 1.0):
+        self._values = torch.zeros(2, dtype=torch.float64).share_memory_()
+        self.set(epoch, total_epochs)
+
+    def set(self, epoch: float, total_epochs: float) -> None:
+        """Record the current fractional epoch and the total number of epochs (> 0)."""
+        if not total_epochs > 0:
+            raise UserError(f"total_epochs must be positive, got {total_epochs}.")
+        self._values[1] = float(total_epochs)
+        self._values[0] = float(epoch)
+
+    @property
+    def epoch(self) -> float:
+        return float(self._values[0])
+
+    @property
+    def total_epochs(self) -> float:
+        return float(self._values[1])
+
+    def fraction(self) -> float:
+        """alpha / alpha_max clamped to [0, 1]."""
+        epoch, total = self._values.tolist()
+        return min(max(epoch / total, 0.0), 1.0)
+
+    def __repr__(self) -> str:
+        return f"TrainingProgress(epoch={self.epoch}, total_epochs={self.total_epochs})"
+
+
+def random_center(a: float, b: float, rng: np.random.Generator) -> float:
+    """Uniform in ``[a, b]``; ``a`` when ``b < a``. Always consumes one draw of ``rng``."""
+    u = rng.random()
+    if b < a:
+        b = a
+    return a + (b - a) * u
+
+
+def sample_centres(
+    duration: float,
+    clip_t: float,
+    num_clips: int,
+    max_dis: float,
+    topical: bool,
+    rng: np.random.Generator,
+) -> list[float]:
+    """Clip centres in seconds, ``[v_i, v_j, ..., v_k]``, exactly as method.md section 3."""
+    if num_clips < 1:
+        raise UserError(f"num_clips must be at least 1, got {num_clips}.")
+    lo, hi = clip_t, duration - clip_t
+    centres = [random_center(lo, hi, rng)]
+    for _ in range(num_clips - 1):
+        if max_dis < 0:
+            centres.append(random_center(lo, hi, rng))
+        else:
+            prev = centres[-1]
+            centres.append(random_center(max(prev - max_dis, lo), min(prev + max_dis, hi), rng))
+    if topical:
+        centres[-1] = random_center(lo, hi, rng)
+    return centres
+
+
+def clip_windows(centres: list[float], clip_t: float, duration: float) -> list[tuple[float, float]]:
+    """``[max(c - clip_t/2, 0), min(c + clip_t/2, duration)]`` for every centre (seconds)."""
+    half = clip_t / 2
+    return [(max(c - half, 0.0), min(c + half, duration)) for c in centres]
+
+
+def uniform_clip_starts(duration: float, clip_t: float, num_views: int) -> list[float]:
+    """HiCo's multi-view test starts: ``i / num_views`` of the valid range ``[0, duration - clip_t]``.
+
+    For ``num_views > 1`` the views are not centred (the last starts one step before the end of the range), as in
+    the official ``_interval_based_sampling``; a single view is centred (``valid / 2``), as its 1-clip test is.
+    A video shorter than one clip gives every view the start 0.
+    """
+    if num_views < 1:
+        raise UserError(f"num_views must be at least 1, got {num_views}.")
+    valid = max(duration - clip_t, 0.0)
+    if num_views == 1:
+        return [valid / 2]
+    return [valid * i / num_views for i in range(num_views)]
+
+
+def evenly_spaced_clip_starts(duration: float, clip_t: float, num_views: int) -> list[float]:
+    """VCOP's retrieval clips: centres ``linspace(clip_t/2, duration - clip_t/2, num_views)``, returned as starts.
+
+    Unlike :func:`uniform_clip_starts` the first view starts at 0 and the last ends at the end of the video.
+    """
+    if num_views < 1:
+        raise UserError(f"num_views must be at least 1, got {num_views}.")
+    valid = max(duration - clip_t, 0.0)
+    return [float(s) for s in np.linspace(0.0, valid, num_views)]

@@ -1,0 +1,167 @@
+"""Pre-training and fine-tuning heads (method.md section 5) and loading a pretrained backbone into a model.
+
+- :class:`ProjectionMLP` is HiCo's ``MLP`` (used for both g and h, separate weights).
+- :class:`TopicalPredictor` is phi, scoring every ordered pair of h's outputs.
+- :class:`PretrainModel` = backbone f + g (+ h and phi when ``topical``).
+- :class:`ClassifierModel` = backbone -> dropout -> Linear named ``head`` (LFT optimises the params named ``head``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hico_bench.errors import UserError
+
+HEAD_BN_EPS = 1e-3
+
+
+class ProjectionMLP(nn.Module):
+    """Linear -> BN -> ReLU -> Linear -> BN -> ReLU -> Linear, output L2-normalised.
+
+    BN eps is 1e-3 as in the official head. The official code applies BatchNorm3d to (N, C, 1, 1, 1); BatchNorm1d
+    on (N, C) computes the same thing. Linear layers keep their biases (PyTorch default init), as the official MLP.
+    """
+
+    def __init__(self, in_dim: int, mid_dim: int = 1024, out_dim: int = 128) -> None:
+        super().__init__()
+        self.linear1 = nn.Linear(in_dim, mid_dim)
+        self.bn1 = nn.BatchNorm1d(mid_dim, eps=HEAD_BN_EPS)
+        self.linear2 = nn.Linear(mid_dim, mid_dim)
+        self.bn2 = nn.BatchNorm1d(mid_dim, eps=HEAD_BN_EPS)
+        self.linear3 = nn.Linear(mid_dim, out_dim)
+        self.out_dim = out_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.relu(self.bn1(self.linear1(x)))
+        x = F.relu(self.bn2(self.linear2(x)))
+        return F.normalize(self.linear3(x), p=2, dim=1)
+
+
+class TopicalPredictor(nn.Module):
+    """phi: Linear(2*dim, hidden) -> ReLU -> Linear(hidden, 1) on concat(t_a, t_b), for every ordered pair.
+
+    Returns logits (n, n, 2): ``[a, b, 0] = phi([t_a, t_b])`` and ``[a, b, 1] = phi([t_b, t_a])``. The first Linear on
+    a concatenation is split as ``W_left t_a + W_right t_b + bias``, so only (n, hidden) projections are multiplied
+    and the (n, n, 2*dim) concatenation is never built. The parameters are those of the plain
+    ``Linear(2*dim, hidden)`` (``fc1``), so a state dict matches the official layout.
+    """
+
+    def __init__(self, dim: int = 128, hidden: int = 256) -> None:
+        super().__init__()
+        self.dim = dim
+        self.fc1 = nn.Linear(2 * dim, hidden)
+        self.fc2 = nn.Linear(hidden, 1)
+
+    def forward(self, t: Tensor) -> Tensor:
+        left = t @ self.fc1.weight[:, : self.dim].T  # (n, hidden): W_left t_a
+        right = t @ self.fc1.weight[:, self.dim :].T  # (n, hidden): W_right t_b
+        # pre[a, b] = W_left t_a + W_right t_b + bias, i.e. the first layer on concat(t_a, t_b).
+        pre = left[:, None, :] + right[None, :, :] + self.fc1.bias
+        ab = self.fc2(F.relu(pre)).squeeze(-1)  # (n, n): phi([t_a, t_b])
+        # phi([t_b, t_a]) at [a, b] is phi's value for the ordered pair (b, a): the transpose.
+        return torch.stack([ab, ab.T], dim=-1)
+
+
+class PretrainModel(nn.Module):
+    """f (backbone) + g (VCL projection) and, when ``topical``, h (TCL projection) + phi (topical predictor).
+
+    ``forward(clips)`` takes (B, N, 3, T, H, W); the clips of one video stay contiguous after the reshape to
+    (B*N, 3, T, H, W). Returns ``{"z": (B*N, out_dim), "t": (B*N, out_dim) or None,
+    "tcl_logits": (B*N, B*N, 2) or None}``; phi scores the pairs of this forward's (per-process) batch only.
+    """
+
+    def __init__(self, backbone: nn.Module, num_clips: int, topical: bool, mid_dim: int = 1024,
+                 out_dim: int = 128) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.num_clips = num_clips
+        self.topical = topical
+        self.g = ProjectionMLP(backbone.out_dim, mid_dim, out_dim)
+        self.h = ProjectionMLP(backbone.out_dim, mid_dim, out_dim) if topical else None
+        self.phi = TopicalPredictor(out_dim) if topical else None
+
+    def forward(self, clips: Tensor) -> dict[str, Tensor | None]:
+        if clips.dim() != 6 or clips.shape[1] != self.num_clips:
+            raise ValueError(f"expected clips of shape (B, {self.num_clips}, C, T, H, W), got {tuple(clips.shape)}")
+        feats = self.backbone(clips.flatten(0, 1))
+        z = self.g(feats)
+        if not self.topical:
+            return {"z": z, "t": None, "tcl_logits": None}
+        t = self.h(feats)
+        return {"z": z, "t": t, "tcl_logits": self.phi(t)}
+
+
+class ClassifierModel(nn.Module):
+    """Backbone (pooled features) -> dropout -> Linear ``head`` (method.md section 5, fine-tune head).
+
+    ``forward`` returns logits; softmax is left to evaluation.
+    """
+
+    def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(backbone.out_dim, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.dropout(self.backbone(x)))
+
+
+def _strip_prefix(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Drop a DistributedDataParallel ``module.`` prefix, then keep ``backbone.*`` entries without that prefix."""
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        if key.startswith("module."):
+            key = key[len("module."):]
+        if key.startswith("backbone."):
+            out[key[len("backbone."):]] = value
+    return out
+
+
+def identify_backbone(state: Mapping[str, Tensor]) -> str | None:
+    """The name in BACKBONES whose default build has exactly the tensor names of ``state`` (None if no match).
+
+    Shapes are not compared (``tiny`` of any width matches ``tiny``). Built on the meta device: no memory, no init.
+    """
+    from hico_bench.models.backbones import BACKBONES
+
+    keys = set(state)
+    for name, builder in BACKBONES.items():
+        with torch.device("meta"):
+            candidate = builder()
+        if set(candidate.state_dict()) == keys:
+            return name
+    return None
+
+
+def load_backbone_state(target: nn.Module, checkpoint_state: Mapping[str, Tensor], *, source: str = "the checkpoint",
+                        expected: str | None = None) -> nn.Module:
+    """Copy the ``backbone.*`` weights of ``checkpoint_state`` into ``target`` and return the backbone.
+
+    ``target`` is a model with a ``backbone`` attribute or a bare backbone. Everything else in the checkpoint (the
+    pre-training heads) is dropped, as the official ``strict=False`` load does; the backbone itself is loaded
+    strictly. A mismatch raises UserError naming ``source``, the backbone the checkpoint holds (identified from its
+    tensor names) and the one expected (``expected``, else the target's ``backbone_name``).
+    """
+    backbone = target.backbone if hasattr(target, "backbone") else target
+    state = _strip_prefix(checkpoint_state)
+    wanted = expected or getattr(backbone, "backbone_name", None) or type(backbone).__name__
+    if not state:
+        raise UserError(f"{source} holds no 'backbone.*' weights, so it cannot initialise the {wanted} backbone.")
+    own = backbone.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    bad_shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or bad_shape:
+        held = identify_backbone(state) or "unknown"
+        detail = (f"{len(missing)} missing, {len(unexpected)} unexpected and {len(bad_shape)} mis-shaped tensors, "
+                  f"first: {(missing + unexpected + bad_shape)[0]!r}")
+        raise UserError(
+            f"{source} holds a {held} backbone that does not match the configured {wanted} backbone ({detail})."
+        )
+    backbone.load_state_dict(state, strict=True)
+    return backbone

@@ -1,0 +1,100 @@
+"""Checkpoints that hold only tensors and plain data, written atomically, and found again for auto-resume.
+
+A checkpoint loads with ``torch.load(path, weights_only=True)``: no code runs from a data file. It holds the model,
+the optimiser, the step and epoch, the run's settings and every RNG state (Python, NumPy, torch CPU and CUDA), so that
+a run killed mid-epoch and resumed from it ends with the same weights as an uninterrupted one.
+
+Files of one run folder:
+- ``checkpoint_epoch_NNNN.pt`` every ``checkpoint_every`` epochs (the resume points; only the newest few are kept),
+- ``checkpoint_last.pt`` once, at the end: the run's declared output, so its presence means the run finished.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hico_bench.errors import UserError
+from hico_bench.io import atomic_path
+
+EPOCH_FILE = re.compile(r"^checkpoint_epoch_(\d{4,})\.pt$")
+LAST = "checkpoint_last.pt"
+
+
+def epoch_checkpoint_path(run_dir: str | Path, epoch: int) -> Path:
+    return Path(run_dir) / f"checkpoint_epoch_{epoch:04d}.pt"
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG state as tensors and plain Python values (NumPy's array turned into a tensor)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": _to_plain(random.getstate()),
+        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(_to_tuple(state["python"]))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_plain(x):
+    if isinstance(x, tuple):
+        return [_to_plain(v) for v in x]
+    return x
+
+
+def _to_tuple(x):
+    if isinstance(x, list):
+        return tuple(_to_tuple(v) for v in x)
+    return x
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write ``state`` atomically (temporary file, then rename)."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``); a missing or unreadable file is a :class:`UserError`."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"checkpoint {path} does not exist.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same user-facing problem
+        raise UserError(f"checkpoint {path} cannot be read ({exc.__class__.__name__}: {exc}).") from None
+
+
+def newest_resume_point(run_dir: str | Path) -> Path | None:
+    """The epoch checkpoint with the highest epoch in ``run_dir`` (complete by construction), or None."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in run_dir.iterdir() if (m := EPOCH_FILE.match(p.name))]
+    return max(found)[1] if found else None
+
+
+def prune_resume_points(run_dir: str | Path, keep: int = 2) -> None:
+    """Delete all but the ``keep`` newest epoch checkpoints."""
+    run_dir = Path(run_dir)
+    found = sorted((int(m.group(1)), p) for p in run_dir.iterdir() if (m := EPOCH_FILE.match(p.name)))
+    for _, p in found[:-keep]:
+        p.unlink(missing_ok=True)

@@ -1,0 +1,377 @@
+"""HiCo pretraining (`hico-bench pretrain`): one run of one variant, on CPU or CUDA, one process or many (torchrun).
+
+One run = one settings dict (see :data:`DEFAULTS`; the variants of the paper's grid are configurations of it, see
+``config/config.yaml`` ``variants:``) and one manifest. Outputs in ``out_dir``:
+``checkpoint_last.pt`` (at the end), ``metrics.jsonl`` (one JSON line per step, at the end), resume points
+``checkpoint_epoch_NNNN.pt`` and ``metrics.partial.jsonl`` while running, ``quarantine.csv`` for videos that failed
+to decode during training.
+
+Determinism: the data order comes from ``(seed, epoch)``, each item's clips and augmentations from
+``(seed, epoch, index)``, and the training progress that drives gradual sampling from the position of the batch in
+the run. The batch sampler hands ``(index, epoch, progress)`` to the dataset, so the loader's worker processes see the
+exact progress of the iteration that will consume the item, in-process and without files or races. A run resumed
+from a checkpoint therefore repeats the interrupted epoch exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+
+from hico_bench.errors import UserError, choice_error
+from hico_bench.io import atomic_path
+from hico_bench.train import checkpoint as ckpt
+from hico_bench.train import distributed as dist
+
+#: Every pretraining setting, its default and (in config/README.md) its meaning.
+DEFAULTS: dict[str, Any] = {
+    # what to train
+    "method": "hico",            # a name only, recorded in the checkpoint and the metrics
+    "backbone": "tiny",
+    "backbone_kwargs": {},
+    "head_mid_dim": 1024,
+    "head_out_dim": 128,
+    # clips
+    "frames": 8,
+    "size": 16,                  # crop side fed to the network (px)
+    "decode_size": 32,           # short side frames are decoded at before cropping (px); null = as stored
+    "sampling_rate": 2,
+    "target_fps": 10.0,
+    "num_clips": 3,              # 3 for HiCo (v_i, v_j, v_k), 2 for SimCLR / VCL only
+    "schedule": "gradual",       # gradual | fixed | none (delta_max schedule, method.md section 3)
+    "delta_s": 1.0,              # Delta: delta_max at the end of a gradual run, or the fixed delta (seconds)
+    "topical": True,             # TCL on: the last clip is re-drawn over the whole video (v_k) and scored by phi
+    # losses
+    "temperature": 0.1,
+    "gamma": 0.5,                # focal exponent of TCL; 0 = class-balanced BCE
+    "vcl_weight": 1.0,
+    "tcl_weight": 1.0,
+    # optimisation
+    "optimizer": "lars",         # lars | adam | sgd
+    "base_lr": 0.3,
+    "scale_lr": True,            # lr = base_lr x global clips / 256 (method.md section 7)
+    "weight_decay": 1e-6,
+    "momentum": 0.9,
+    "bn_lars_exclude": True,
+    "warmup_epochs": 0.0,
+    "warmup_start_lr": 0.001,
+    "epochs": 1,
+    "batch_videos": 8,           # videos per process and step
+    # runtime
+    "seed": 0,
+    "num_workers": 0,
+    "cache_frames": False,       # decode each video once per worker and keep its frames (tiny datasets only)
+    "checkpoint_every": 1,       # epochs between resume points
+    "precision": "fp32",         # fp32 | bf16 (bf16 autocast, CUDA only)
+    "sync_bn": False,
+    "device": "auto",            # auto | cpu | cuda
+    "threads": 0,                # torch intra-op threads on CPU; 0 = torch's default
+    "deterministic": True,
+    "progress_bar": True,
+}
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite."""
+
+
+def resolve_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """``DEFAULTS`` updated with ``settings``; an unknown key is an error listing the valid ones."""
+    unknown = set(settings) - set(DEFAULTS)
+    if unknown:
+        raise choice_error("pretraining setting", sorted(unknown)[0], DEFAULTS)
+    s = {**DEFAULTS, **settings}
+    for key, valid in (("schedule", ("gradual", "fixed", "none")), ("optimizer", ("lars", "adam", "sgd")),
+                       ("precision", ("fp32", "bf16")), ("device", ("auto", "cpu", "cuda"))):
+        if s[key] not in valid:
+            raise choice_error(key, s[key], valid)
+    if s["num_clips"] not in (2, 3):
+        raise UserError(f"num_clips must be 2 (SimCLR / VCL) or 3 (HiCo), not {s['num_clips']}.")
+    if s["topical"] and s["num_clips"] < 3:
+        raise UserError("topical: true needs num_clips: 3 (v_i, v_j and the topical clip v_k).")
+    return s
+
+
+class ProgressBatchSampler(Sampler):
+    """Batches of ``(index, epoch, progress)``: the sampler knows which iteration each item is for.
+
+    ``progress`` = fractional epoch / total epochs at the iteration that consumes the batch, which is exactly what the
+    training loop uses for the learning rate; gradual sampling reads it from the item, never from shared files.
+    """
+
+    def __init__(self, sampler: DistributedSampler, batch_size: int, total_epochs: int):
+        self.sampler, self.batch_size, self.total_epochs = sampler, batch_size, total_epochs
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.sampler) // self.batch_size
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, float]]]:
+        n = len(self)
+        indices = list(self.sampler)
+        for it in range(n):
+            progress = (self.epoch + it / n) / self.total_epochs
+            yield [(i, self.epoch, progress) for i in indices[it * self.batch_size:(it + 1) * self.batch_size]]
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, settings: dict[str, Any]) -> Path:
+    """Run (or resume) one pretraining run; returns the path of ``checkpoint_last.pt``."""
+    # Imports here keep `hico-bench --help` fast.
+    from hico_bench.data.datasets import PretrainDataset
+    from hico_bench.data.manifest import read_manifest
+    from hico_bench.data.sampling import DeltaSchedule, clip_time
+    from hico_bench.data.transforms import PretrainAugment
+    from hico_bench.losses import nt_xent, tcl_loss, vcl_loss
+    from hico_bench.models.backbones import build_backbone
+    from hico_bench.models.heads import PretrainModel
+    from hico_bench.train.optim import WarmupCosine, build_optimizer, scaled_lr, set_lr
+
+    s = resolve_settings(settings)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    last_path = out_dir / ckpt.LAST
+
+    dist.setup_from_env()
+    world, rank = dist.world_size(), dist.rank()
+    device = _device(s["device"])
+    if s["threads"]:
+        torch.set_num_threads(s["threads"])
+    if s["deterministic"]:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    _seed_everything(s["seed"] + rank)
+
+    # ---- data
+    manifest = read_manifest(manifest_path)
+    manifest = manifest[manifest["split"] == "train"].reset_index(drop=True)
+    if manifest.empty:
+        raise UserError(f"manifest {manifest_path} has no training videos.")
+    clip_t = clip_time(s["frames"], s["sampling_rate"], s["target_fps"])
+    if float(manifest["duration"].max()) < clip_t:
+        raise UserError(
+            f"no video in {manifest_path} is long enough for one clip of {clip_t:.2f} s "
+            f"(frames x sampling_rate / target_fps = {s['frames']} x {s['sampling_rate']} / {s['target_fps']}); "
+            f"the longest is {manifest['duration'].max():.2f} s."
+        )
+    if len(manifest) < s["batch_videos"] * world:
+        raise UserError(
+            f"manifest {manifest_path} has {len(manifest)} training videos, fewer than one global batch "
+            f"({s['batch_videos']} videos x {world} processes)."
+        )
+    schedule = DeltaSchedule(s["schedule"], s["delta_s"])
+    dataset = PretrainDataset(
+        manifest, frames=s["frames"], sampling_rate=s["sampling_rate"], target_fps=s["target_fps"],
+        num_clips=s["num_clips"], schedule=schedule, topical=s["topical"],
+        transform=PretrainAugment(s["size"]), decode_size=s["decode_size"], seed=s["seed"],
+        cache_frames=s["cache_frames"],
+    )
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=s["seed"], drop_last=True)
+    batches = ProgressBatchSampler(sampler, s["batch_videos"], s["epochs"])
+    if len(batches) == 0:
+        raise UserError(f"batch_videos {s['batch_videos']} leaves no full batch in {manifest_path}.")
+    loader = DataLoader(
+        dataset, batch_sampler=batches, num_workers=s["num_workers"], pin_memory=device.type == "cuda",
+        persistent_workers=s["num_workers"] > 0,
+    )
+
+    # ---- model and optimiser
+    backbone = build_backbone(s["backbone"], **s["backbone_kwargs"])
+    model = PretrainModel(backbone, num_clips=s["num_clips"], topical=s["topical"],
+                          mid_dim=s["head_mid_dim"], out_dim=s["head_out_dim"])
+    if s["sync_bn"] and world > 1:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(device)
+    global_clips = s["batch_videos"] * world * s["num_clips"]
+    base_lr = scaled_lr(s["base_lr"], global_clips) if s["scale_lr"] else s["base_lr"]
+    optimizer = build_optimizer(model, s["optimizer"], lr=base_lr, weight_decay=s["weight_decay"],
+                                momentum=s["momentum"], bn_lars_exclude=s["bn_lars_exclude"])
+    lr_schedule = WarmupCosine(base_lr, s["epochs"], s["warmup_epochs"], s["warmup_start_lr"])
+    train_model = model
+    if world > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    # ---- resume
+    start_epoch, step = 0, 0
+    metrics_partial = out_dir / "metrics.partial.jsonl"
+    resume = ckpt.newest_resume_point(out_dir)
+    if resume is not None:
+        state = ckpt.load_checkpoint(resume)
+        if state["settings"] != _comparable(s):
+            raise UserError(
+                f"{resume} was written with other settings than this run's; delete {out_dir} to start afresh."
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, step = state["epoch"], state["step"]
+        ckpt.set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
+        _truncate_metrics(metrics_partial, step)
+        if dist.is_main():
+            print(f"hico-bench pretrain: resuming {out_dir.name} from epoch {start_epoch} (step {step}).",
+                  flush=True)
+    elif dist.is_main():
+        metrics_partial.unlink(missing_ok=True)
+
+    # ---- train
+    iters = len(batches)
+    total_steps = iters * s["epochs"]
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (
+        s["precision"] == "bf16" and device.type == "cuda") else _nullcontext()
+    bar = None
+    if dist.is_main() and s["progress_bar"]:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_steps, initial=step, desc=f"pretrain {out_dir.name}", unit="step", dynamic_ncols=True)
+    failures: list[tuple[str, str]] = []
+    model.train()
+    with open(metrics_partial, "a") if dist.is_main() else _nullcontext() as log:
+        for epoch in range(start_epoch, s["epochs"]):
+            batches.set_epoch(epoch)
+            t_ready = time.perf_counter()
+            for it, (clips, _index) in enumerate(loader):
+                t_data = time.perf_counter()
+                epoch_f = epoch + it / iters
+                lr = lr_schedule.lr_at(epoch_f)
+                set_lr(optimizer, lr)
+                clips = clips.to(device, non_blocking=True)
+                with autocast:
+                    out = train_model(clips)
+                    z = dist.gather_with_grad(out["z"].float())
+                    if s["num_clips"] == 2:
+                        loss_vcl = nt_xent(z, s["temperature"])
+                    else:
+                        loss_vcl = vcl_loss(z, num_clips=s["num_clips"], temperature=s["temperature"])
+                    loss = s["vcl_weight"] * world * loss_vcl
+                    loss_tcl = None
+                    if s["topical"]:
+                        loss_tcl = tcl_loss(out["tcl_logits"].float(), clips_per_video=s["num_clips"],
+                                            gamma=s["gamma"])
+                        loss = loss + s["tcl_weight"] * loss_tcl
+                if not torch.isfinite(loss):
+                    kept = ckpt.newest_resume_point(out_dir)
+                    raise TrainingDiverged(
+                        f"the loss became {loss.item()} at epoch {epoch_f:.3f} (step {step}); "
+                        + (f"the last good checkpoint is {kept}" if kept else "no checkpoint was written yet")
+                        + "; lower base_lr or check the data."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                t_done = time.perf_counter()
+                failures.extend(getattr(dataset, "drain_failures", lambda: [])())
+                if dist.is_main():
+                    clips_per_s = clips.shape[0] * clips.shape[1] * world / max(t_done - t_ready, 1e-9)
+                    record = {
+                        "step": step, "epoch": round(epoch_f + 1 / iters, 6), "loss": loss.item(),
+                        "loss_vcl": loss_vcl.item(), "loss_tcl": None if loss_tcl is None else loss_tcl.item(),
+                        "lr": lr, "delta_max": schedule.max_dis((epoch + it / iters) / s["epochs"]),
+                        "clips_per_s": round(clips_per_s, 2),
+                        "data_wait_frac": round((t_data - t_ready) / max(t_done - t_ready, 1e-9), 4),
+                    }
+                    log.write(json.dumps(record) + "\n")
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{record['loss']:.3f}", clips_s=f"{clips_per_s:.0f}")
+                        bar.update(1)
+                t_ready = time.perf_counter()
+            if dist.is_main() and ((epoch + 1) % s["checkpoint_every"] == 0 or epoch + 1 == s["epochs"]):
+                log.flush()
+                ckpt.save_checkpoint(ckpt.epoch_checkpoint_path(out_dir, epoch + 1),
+                                     _state(model, optimizer, epoch + 1, step, s, world))
+                ckpt.prune_resume_points(out_dir)
+    if bar is not None:
+        bar.close()
+    if dist.is_main():
+        _write_quarantine(out_dir / "quarantine.csv", failures)
+        ckpt.save_checkpoint(last_path, _state(model, optimizer, s["epochs"], step, s, world))
+        with atomic_path(out_dir / "metrics.jsonl") as tmp:
+            tmp.write_text(metrics_partial.read_text())
+    dist.cleanup()
+    return last_path
+
+
+def _state(model, optimizer, epoch: int, step: int, s: dict, world: int) -> dict[str, Any]:
+    rngs = [ckpt.rng_state()]
+    if world > 1:
+        rngs = dist.all_gather_object(rngs[0])
+    return {
+        "format": "hico-bench-pretrain-v1",
+        "model": model.state_dict(),
+        "backbone": {k[len("backbone."):]: v for k, v in model.state_dict().items() if k.startswith("backbone.")},
+        "backbone_name": s["backbone"],
+        "backbone_kwargs": s["backbone_kwargs"],
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "step": step,
+        "settings": _comparable(s),
+        "rng": rngs,
+    }
+
+
+#: Settings that may change between a run and its resumption without changing the result.
+RUNTIME_ONLY = ("num_workers", "progress_bar", "device", "threads")
+
+
+def _comparable(s: dict) -> dict:
+    return {k: v for k, v in s.items() if k not in RUNTIME_ONLY}
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Keep the metric lines up to ``step`` (those after it are repeated by the resumed run)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(line + "\n" for line in keep))
+
+
+def _write_quarantine(path: Path, failures: list[tuple[str, str]]) -> None:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["path", "reason"])
+    writer.writerows(sorted(set(failures)))
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
+    if failures:
+        print(f"hico-bench pretrain: {len(set(failures))} videos failed to decode and were skipped; see {path}.",
+              flush=True)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("device: cuda was asked for, but no CUDA GPU is visible.")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,34 @@
+# Config validation, the experiment grid and the target lists. The logic lives in hico_bench/config.py (tested).
+import json
+import os
+
+from snakemake.utils import validate
+
+from hico_bench.config import dataset_paths, pretrain_runs, random_init_name, required_inputs, settings_json
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+RESULTS = config["results"]
+LOGS = f"{RESULTS}/logs"
+SYNTHETIC = config["synthetic"]["enabled"]
+SYNTHETIC_DONE = f"{RESULTS}/data/synthetic.json"
+
+
+PRETRAIN_RUNS = pretrain_runs(config)
+
+
+def launcher(gpus):
+    """`hico-bench`, or torchrun over N local GPUs when a job asks for more than one."""
+    if gpus > 1:
+        return f"torchrun --standalone --nproc-per-node {gpus} -m hico_bench.cli"
+    return "hico-bench"
+
+
+def manifest_path(name):
+    return f"{RESULTS}/manifests/{name}.csv"
+
+
+def all_targets():
+    manifests = [manifest_path(name) for name in ("k400", "uk400", "ucf101", "hmdb51", "activitynet")]
+    checkpoints = [f"{RESULTS}/pretrain/{run}/checkpoint_last.pt" for run in PRETRAIN_RUNS]
+    return manifests + checkpoints

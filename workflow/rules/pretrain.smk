@@ -1,0 +1,27 @@
+# Pretraining stage: one job per run of the grid (variants x pretraining sets x seeds, see config.yaml).
+
+
+def pretrain_run(wildcards):
+    return PRETRAIN_RUNS[wildcards.run]
+
+
+rule pretrain:
+    input:
+        manifest=lambda wc: manifest_path(pretrain_run(wc)["set"]),
+    output:
+        checkpoint=f"{RESULTS}/pretrain/{{run}}/checkpoint_last.pt",
+        metrics=f"{RESULTS}/pretrain/{{run}}/metrics.jsonl",
+    params:
+        settings=lambda wc: settings_json(pretrain_run(wc)["settings"]),
+        launcher=lambda wc: launcher(pretrain_run(wc)["gpus"]),
+        out_dir=lambda wc, output: os.path.dirname(output.checkpoint),
+    wildcard_constraints:
+        run="|".join(PRETRAIN_RUNS) or "no-run",
+    resources:
+        gpu=lambda wc: pretrain_run(wc)["gpus"],
+    threads: 1
+    log:
+        f"{LOGS}/pretrain_{{run}}.log",
+    shell:
+        "{params.launcher} pretrain --manifest {input.manifest:q} --out-dir {params.out_dir:q}"
+        " --settings {params.settings:q} 2> >(tee {log:q} >&2)"

@@ -86,6 +86,116 @@ def pretrain(args):
     run(args.manifest, args.out_dir, parse_settings(args.settings))
 
 
+# -------------------------------------------------------------------------------------------------- downstream
+def _eval_common(p, checkpoint=True):
+    if checkpoint:
+        p.add_argument("--checkpoint", required=True, help="pretraining checkpoint, or 'none' for random init")
+    p.add_argument("--model", required=True, help="the config's model: section as JSON (backbone, frames, size, ...)")
+    p.add_argument("--meta", default="{}", help="what is evaluated (run, pretrain fields, dataset, split) as JSON;"
+                   " copied into the metrics file")
+    _settings_arg(p, "task settings")
+
+
+def _checkpoint(value: str) -> str | None:
+    return None if value.lower() == "none" else value
+
+
+def _write_metrics(out: str, meta: dict, task: str, result: dict) -> None:
+    from hico_bench.io import write_json
+
+    write_json(out, {**meta, "task": task, **result})
+
+
+def _features_args(p):
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out", required=True, help=".npz with train/test features, labels and ids")
+    _eval_common(p)
+
+
+@command("features", "extract frozen video features (10 clips averaged) of a dataset's train and test splits",
+         _features_args)
+def features(args):
+    from hico_bench.evaluate.features import cache_video_features
+
+    s = parse_settings(args.settings)
+    cache_video_features(_checkpoint(args.checkpoint), args.manifest, parse_settings(args.model), args.out, **s)
+
+
+def _on_features_args(p):
+    p.add_argument("--features", required=True, help=".npz written by `hico-bench features`")
+    p.add_argument("--out", required=True, help="metrics JSON to write")
+    _eval_common(p, checkpoint=False)
+
+
+@command("probe", "strict linear probe (logistic regression) on cached frozen features", _on_features_args)
+def probe(args):
+    import time
+
+    import numpy as np
+
+    from hico_bench.evaluate.probe import linear_probe
+
+    t0 = time.perf_counter()
+    f = np.load(args.features)
+    result = linear_probe(f["train_x"], f["train_y"], f["test_x"], f["test_y"], where=args.features,
+                          **parse_settings(args.settings))
+    chosen_c = result.pop("C")
+    holdout = result.pop("holdout_accuracy")
+    _write_metrics(args.out, parse_settings(args.meta), "probe", {
+        "metrics": result, "seconds": time.perf_counter() - t0 + float(f["seconds"]),
+        "protocol": {"classifier": "logistic regression on standardised features", "views": int(f["views"]),
+                     "C": chosen_c, "holdout_accuracy_by_C": holdout, "backbone": "frozen, eval mode"}})
+
+
+@command("retrieval", "nearest-neighbour retrieval R@k (test queries, train gallery, cosine)", _on_features_args)
+def retrieval(args):
+    import time
+
+    import numpy as np
+
+    from hico_bench.evaluate.retrieval import recall_at_k
+
+    t0 = time.perf_counter()
+    f = np.load(args.features)
+    s = {"ks": [1, 5, 10, 20, 50], "center": False, **parse_settings(args.settings)}
+    metrics = recall_at_k(f["test_x"], f["test_y"], f["train_x"], f["train_y"], ks=tuple(s["ks"]),
+                          center=s["center"])
+    _write_metrics(args.out, parse_settings(args.meta), "retrieval", {
+        "metrics": metrics, "seconds": time.perf_counter() - t0 + float(f["seconds"]),
+        "protocol": {"queries": "test split", "gallery": "train split", "views": int(f["views"]),
+                     "similarity": "cosine", "center": s["center"]}})
+
+
+def _finetune_args(p):
+    p.add_argument("mode", choices=["ft", "lft"], help="ft: fine-tune everything; lft: only the final layer")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out", required=True, help="metrics JSON to write")
+    _eval_common(p)
+
+
+@command("finetune", "fine-tune (ft) or linearly evaluate (lft) a checkpoint on UCF101 / HMDB51", _finetune_args)
+def finetune(args):
+    from hico_bench.data.manifest import read_manifest
+    from hico_bench.evaluate.classify import finetune as run
+
+    result = run(args.mode, _checkpoint(args.checkpoint), read_manifest(args.manifest), parse_settings(args.model),
+                 parse_settings(args.settings), where=args.manifest)
+    _write_metrics(args.out, parse_settings(args.meta), args.mode, result)
+
+
+def _merge_args(p):
+    p.add_argument("inputs", nargs="+", help="metrics JSON of one task on splits 1..3")
+    p.add_argument("--out", required=True)
+
+
+@command("merge-splits", "average one task's metrics over the dataset's official splits", _merge_args)
+def merge_splits(args):
+    from hico_bench.evaluate.splits import merge_split_metrics
+    from hico_bench.io import write_json
+
+    write_json(args.out, merge_split_metrics(args.inputs))
+
+
 # --------------------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hico-bench", description="hico-bench: the HiCo benchmark and evaluation harness.")

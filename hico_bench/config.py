@@ -130,3 +130,32 @@ def random_init_name(config: dict) -> str:
     """The floor every table shows: the backbone at random init, no pretraining."""
     model = model_settings(config)
     return run_name("random_init", model["backbone"], "none", model["frames"], model["size"])
+
+
+def evaluated_runs(config: dict) -> dict[str, dict[str, Any]]:
+    """Every checkpoint the downstream stage evaluates: the pretraining grid plus random init.
+
+    name -> {"checkpoint": path or None, "pretrain": the fields the tables group by}.
+    """
+    model = model_settings(config)
+    results = config["results"]
+    runs = {
+        random_init_name(config): {
+            "checkpoint": None,
+            "pretrain": {"method": "random_init", "backbone": model["backbone"], "set": "none",
+                         "frames": model["frames"], "size": model["size"], "seed": 0},
+        }
+    }
+    for name, run in pretrain_runs(config).items():
+        runs[name] = {
+            "checkpoint": f"{results}/pretrain/{name}/checkpoint_last.pt",
+            "pretrain": {"method": run["method"], "backbone": model["backbone"], "set": run["set"],
+                         "frames": model["frames"], "size": model["size"], "seed": run["seed"]},
+        }
+    return runs
+
+
+def task_settings(config: dict, task: str, dataset: str) -> dict[str, Any]:
+    """``downstream.<task>`` updated with ``downstream.per_dataset.<dataset>.<task>``."""
+    down = config["downstream"]
+    return {**down.get(task, {}), **down.get("per_dataset", {}).get(dataset, {}).get(task, {})}

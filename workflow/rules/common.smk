@@ -4,7 +4,14 @@ import os
 
 from snakemake.utils import validate
 
-from hico_bench.config import dataset_paths, pretrain_runs, random_init_name, required_inputs, settings_json
+from hico_bench.config import (
+    dataset_paths,
+    evaluated_runs,
+    pretrain_runs,
+    required_inputs,
+    settings_json,
+    task_settings,
+)
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -15,6 +22,7 @@ SYNTHETIC_DONE = f"{RESULTS}/data/synthetic.json"
 
 
 PRETRAIN_RUNS = pretrain_runs(config)
+EVAL_RUNS = evaluated_runs(config)
 
 
 def launcher(gpus):
@@ -28,7 +36,13 @@ def manifest_path(name):
     return f"{RESULTS}/manifests/{name}.csv"
 
 
+def eval_targets():
+    down = config["downstream"]
+    return [f"{RESULTS}/eval/{run}/{task}_{dataset}.json"
+            for run in EVAL_RUNS for task in down["tasks"] for dataset in down["datasets"]]
+
+
 def all_targets():
-    manifests = [manifest_path(name) for name in ("k400", "uk400", "ucf101", "hmdb51", "activitynet")]
+    manifests = [manifest_path(name) for name in ("k400", "uk400", "activitynet")]
     checkpoints = [f"{RESULTS}/pretrain/{run}/checkpoint_last.pt" for run in PRETRAIN_RUNS]
-    return manifests + checkpoints
+    return manifests + checkpoints + eval_targets()

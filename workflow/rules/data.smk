@@ -16,10 +16,16 @@ rule synthesize:
         " --workers {threads} --summary {output:q} 2> >(tee {log:q} >&2)"
 
 
+def manifest_dataset(wildcards):
+    """`ucf101_split2` -> ("ucf101", 2); `k400` -> ("k400", 1)."""
+    name, _, split = wildcards.dataset.partition("_split")
+    return name, int(split or 1)
+
+
 def manifest_inputs(wildcards):
     if SYNTHETIC:
         return [SYNTHETIC_DONE]
-    return required_inputs(config, wildcards.dataset)
+    return required_inputs(config, manifest_dataset(wildcards)[0])
 
 
 rule manifest:
@@ -29,13 +35,15 @@ rule manifest:
         manifest=f"{RESULTS}/manifests/{{dataset}}.csv",
         quarantine=f"{RESULTS}/manifests/{{dataset}}.quarantine.csv",
     params:
-        paths=lambda wc: settings_json(dataset_paths(config, wc.dataset)),
+        kind=lambda wc: manifest_dataset(wc)[0],
+        split=lambda wc: manifest_dataset(wc)[1],
+        paths=lambda wc: settings_json(dataset_paths(config, manifest_dataset(wc)[0])),
         max_bad=config["manifest"]["max_bad_fraction"],
     wildcard_constraints:
-        dataset="k400|uk400|ucf101|hmdb51|activitynet",
+        dataset="k400|uk400|activitynet|(ucf101|hmdb51)_split[123]",
     log:
         f"{LOGS}/manifest_{{dataset}}.log",
     threads: config["manifest"]["workers"]
     shell:
-        "hico-bench manifest {wildcards.dataset} --paths {params.paths:q} --out {output.manifest:q}"
+        "hico-bench manifest {params.kind} --split {params.split} --paths {params.paths:q} --out {output.manifest:q}"
         " --quarantine {output.quarantine:q} --max-bad-fraction {params.max_bad} --workers {threads} 2> >(tee {log:q} >&2)"

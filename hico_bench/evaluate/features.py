@@ -1,0 +1,98 @@
+"""Backbones from checkpoints, and frozen features: per video (probe, retrieval) and per snippet (localization).
+
+Video features: ``views`` clips spaced uniformly over the video, one centre crop each, passed through the frozen
+backbone in eval mode and averaged (the VCOP retrieval protocol; formats.md section 2.3). They are computed once per
+checkpoint and dataset and cached in one ``.npz`` that the probe and retrieval both read.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hico_bench.errors import UserError
+from hico_bench.io import atomic_path
+
+
+def load_backbone(checkpoint: str | os.PathLike | None, model: dict[str, Any], seed: int = 0) -> torch.nn.Module:
+    """The backbone named in ``model`` with the checkpoint's weights, or at random init (seeded) when None.
+
+    A checkpoint of another backbone than the config's is an error naming both.
+    """
+    from hico_bench.models.backbones import build_backbone
+    from hico_bench.train.checkpoint import load_checkpoint
+
+    torch.manual_seed(seed)
+    backbone = build_backbone(model["backbone"], **model.get("backbone_kwargs", {}))
+    if checkpoint is None:
+        return backbone
+    state = load_checkpoint(checkpoint)
+    if state.get("backbone_name") != model["backbone"] or state.get("backbone_kwargs", {}) != model.get(
+            "backbone_kwargs", {}):
+        raise UserError(
+            f"checkpoint {checkpoint} holds a {state.get('backbone_name')!r} backbone "
+            f"{state.get('backbone_kwargs') or ''}but the config asks for {model['backbone']!r} "
+            f"{model.get('backbone_kwargs') or ''}; set model.backbone to match."
+        )
+    try:
+        backbone.load_state_dict(state["backbone"])
+    except RuntimeError as exc:
+        raise UserError(f"checkpoint {checkpoint} does not fit the {model['backbone']!r} backbone: {exc}") from None
+    return backbone
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def video_features(backbone: torch.nn.Module, manifest, model: dict[str, Any], views: int = 10,
+                   batch_size: int = 8, num_workers: int = 0, cache_frames: bool = False,
+                   desc: str = "features") -> np.ndarray:
+    """(N, C) float32: the mean over ``views`` uniformly spaced centre-cropped clips of each video."""
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    from hico_bench.data.datasets import ClipDataset
+
+    dataset = ClipDataset(manifest, frames=model["frames"], sampling_rate=model["sampling_rate"],
+                          target_fps=model["target_fps"], size=model["size"], mode="test", num_views=views,
+                          crops=1, decode_size=model.get("decode_size"), cache_frames=cache_frames)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    device = _device()
+    backbone = backbone.to(device).eval()
+    out = np.zeros((len(dataset), backbone.out_dim), dtype=np.float32)
+    for clips, _label, index in tqdm(loader, desc=desc, unit="batch", dynamic_ncols=True):
+        b, v = clips.shape[:2]
+        feats = backbone(clips.flatten(0, 1).to(device)).float().view(b, v, -1).mean(1)
+        out[index.numpy()] = feats.cpu().numpy()
+    return out
+
+
+def cache_video_features(checkpoint: str | None, manifest_path: str, model: dict[str, Any], out_path: str,
+                         views: int = 10, batch_size: int = 8, num_workers: int = 0, cache_frames: bool = False,
+                         seed: int = 0) -> dict[str, Any]:
+    """Extract train- and test-split features of one dataset and save them as one ``.npz``."""
+    from hico_bench.data.manifest import read_manifest
+
+    t0 = time.perf_counter()
+    manifest = read_manifest(manifest_path)
+    backbone = load_backbone(checkpoint, model, seed)
+    arrays = {}
+    for split in ("train", "test"):
+        part = manifest[manifest["split"] == split].reset_index(drop=True)
+        if part.empty:
+            raise UserError(f"manifest {manifest_path} has no {split}-split videos.")
+        arrays[f"{split}_x"] = video_features(backbone, part, model, views, batch_size, num_workers, cache_frames,
+                                              desc=f"features {split} {Path(manifest_path).stem}")
+        arrays[f"{split}_y"] = part["label_index"].to_numpy(np.int64)
+        arrays[f"{split}_ids"] = part["video_id"].astype(str).to_numpy()
+    with atomic_path(out_path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays, views=views, seconds=time.perf_counter() - t0)
+    return arrays

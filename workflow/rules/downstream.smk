@@ -1,0 +1,91 @@
+# Downstream stage: every checkpoint (and random init) x task x dataset x split; one metrics JSON per result.
+# results/eval/<run>/<task>_<dataset>.json holds the mean over the configured splits (and each split's numbers).
+
+
+def eval_checkpoint(wildcards):
+    return EVAL_RUNS[wildcards.run]["checkpoint"] or "none"
+
+
+def eval_inputs(wildcards):
+    ckpt = EVAL_RUNS[wildcards.run]["checkpoint"]
+    manifest = manifest_path(f"{wildcards.dataset}_split{wildcards.split}")
+    return {"manifest": manifest, **({"checkpoint": ckpt} if ckpt else {})}
+
+
+def eval_meta(wildcards, task=None):
+    run = EVAL_RUNS[wildcards.run]
+    meta = {"run": wildcards.run, "checkpoint": run["checkpoint"], "pretrain": run["pretrain"],
+            "dataset": wildcards.dataset, "split": int(wildcards.split),
+            "finetune_input": f"{config['model']['frames']}x{config['model']['size']}"}
+    return settings_json(meta)
+
+
+rule features:
+    input:
+        unpack(eval_inputs),
+    output:
+        f"{RESULTS}/eval/{{run}}/features/{{dataset}}_split{{split}}.npz",
+    params:
+        checkpoint=eval_checkpoint,
+        model=settings_json(config["model"]),
+        settings=settings_json(config["downstream"]["features"]),
+    wildcard_constraints:
+        dataset="ucf101|hmdb51",
+    log:
+        f"{LOGS}/features_{{run}}_{{dataset}}_split{{split}}.log",
+    shell:
+        "hico-bench features --checkpoint {params.checkpoint:q} --manifest {input.manifest:q}"
+        " --model {params.model:q} --settings {params.settings:q} --out {output:q} 2> >(tee {log:q} >&2)"
+
+
+rule probe_or_retrieval:
+    input:
+        f"{RESULTS}/eval/{{run}}/features/{{dataset}}_split{{split}}.npz",
+    output:
+        f"{RESULTS}/eval/{{run}}/splits/{{task}}_{{dataset}}_split{{split}}.json",
+    params:
+        meta=eval_meta,
+        model=settings_json(config["model"]),
+        settings=lambda wc: settings_json(task_settings(config, wc.task, wc.dataset)),
+    wildcard_constraints:
+        task="probe|retrieval",
+        dataset="ucf101|hmdb51",
+    log:
+        f"{LOGS}/{{task}}_{{run}}_{{dataset}}_split{{split}}.log",
+    shell:
+        "hico-bench {wildcards.task} --features {input:q} --model {params.model:q} --meta {params.meta:q}"
+        " --settings {params.settings:q} --out {output:q} 2> >(tee {log:q} >&2)"
+
+
+rule finetune:
+    input:
+        unpack(eval_inputs),
+    output:
+        f"{RESULTS}/eval/{{run}}/splits/{{task}}_{{dataset}}_split{{split}}.json",
+    params:
+        checkpoint=eval_checkpoint,
+        meta=eval_meta,
+        model=settings_json(config["model"]),
+        settings=lambda wc: settings_json(task_settings(config, wc.task, wc.dataset)),
+    wildcard_constraints:
+        task="ft|lft",
+        dataset="ucf101|hmdb51",
+    log:
+        f"{LOGS}/{{task}}_{{run}}_{{dataset}}_split{{split}}.log",
+    shell:
+        "hico-bench finetune {wildcards.task} --checkpoint {params.checkpoint:q} --manifest {input.manifest:q}"
+        " --model {params.model:q} --meta {params.meta:q} --settings {params.settings:q} --out {output:q}"
+        " 2> >(tee {log:q} >&2)"
+
+
+rule merge_splits:
+    input:
+        lambda wc: expand(f"{RESULTS}/eval/{wc.run}/splits/{wc.task}_{wc.dataset}_split{{split}}.json",
+                          split=config["downstream"]["splits"]),
+    output:
+        f"{RESULTS}/eval/{{run}}/{{task}}_{{dataset}}.json",
+    wildcard_constraints:
+        task="ft|lft|probe|retrieval",
+        dataset="ucf101|hmdb51",
+    shell:
+        "hico-bench merge-splits {input:q} --out {output:q}"

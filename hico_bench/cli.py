@@ -183,6 +183,68 @@ def finetune(args):
     _write_metrics(args.out, parse_settings(args.meta), args.mode, result)
 
 
+def _export_args(p):
+    p.add_argument("--manifest", required=True, help="ActivityNet manifest")
+    p.add_argument("--out-dir", required=True, help="feature folder (resumed if it holds videos already)")
+    _eval_common(p)
+
+
+@command("export-features", "slide the backbone over ActivityNet videos; write .npy, BMN CSV and G-TAD HDF5 features",
+         _export_args)
+def export_features(args):
+    from hico_bench.evaluate.export import export_features as run
+
+    run(_checkpoint(args.checkpoint), args.manifest, parse_settings(args.model), args.out_dir,
+        parse_settings(args.settings))
+
+
+def _localize_args(p):
+    p.add_argument("--features", required=True, help="feature folder written by `hico-bench export-features`")
+    p.add_argument("--ground-truth", required=True, help="ActivityNet v1.3 JSON")
+    p.add_argument("--predictions", required=True, help="detections to write (official layout)")
+    p.add_argument("--out", required=True, help="metrics JSON to write")
+    _eval_common(p, checkpoint=False)
+
+
+@command("localize", "train the light localization probe on training-subset features, detect and score the "
+         "validation subset", _localize_args)
+def localize(args):
+    import time
+
+    from hico_bench.evaluate.localization import evaluate_detection, load_ground_truth, localization_probe, \
+        parse_predictions
+    from hico_bench.io import read_json
+
+    t0 = time.perf_counter()
+    predictions = localization_probe(args.features, args.features, args.ground_truth, args.predictions,
+                                     **parse_settings(args.settings))
+    metrics = evaluate_detection(load_ground_truth(args.ground_truth, "validation"),
+                                 parse_predictions(predictions, args.predictions))
+    export = read_json(f"{args.features}/export.json")
+    _write_metrics(args.out, parse_settings(args.meta), "localization", {
+        "metrics": {k: v for k, v in metrics.items() if k == "average_mAP" or k.startswith("mAP@")},
+        "mAP_per_tiou": metrics["mAP_per_tiou"],
+        "protocol": {"localizer": "linear snippet probe (actionness runs + soft-NMS)", "subset": "validation",
+                     "tiou_thresholds": "0.5:0.05:0.95", "stride": export["stride"],
+                     "snippet_frames": export["snippet_frames"], "predictions": args.predictions},
+        "seconds": time.perf_counter() - t0 + export["seconds"]})
+
+
+def _anet_eval_args(p):
+    p.add_argument("ground_truth", help="ActivityNet v1.3 ground-truth JSON (official layout; HACS accepted)")
+    p.add_argument("predictions", help='detections: {"version", "results": {id: [{label, score, segment}]}, ...}')
+    p.add_argument("--subset", default="validation")
+    p.add_argument("--out", default=None, help="write the metrics as JSON here")
+
+
+@command("anet-eval", "score detections with the ActivityNet protocol (average mAP over tIoU 0.5:0.05:0.95)",
+         _anet_eval_args)
+def anet_eval(args):
+    from hico_bench.evaluate.localization import anet_eval as run
+
+    run(args.ground_truth, args.predictions, subset=args.subset, out_path=args.out)
+
+
 def _merge_args(p):
     p.add_argument("inputs", nargs="+", help="metrics JSON of one task on splits 1..3")
     p.add_argument("--out", required=True)

@@ -48,3 +48,16 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def write_quarantine(path: str | os.PathLike, failures) -> None:
+    """Write the ``path,reason`` CSV of videos left out (always written, header only when nothing failed)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["path", "reason"])
+    writer.writerows(failures)
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())

@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from hico_bench.errors import UserError, choice_error
-from hico_bench.io import atomic_path
+from hico_bench.io import atomic_path, write_quarantine
 from hico_bench.train import checkpoint as ckpt
 from hico_bench.train import distributed as dist
 
@@ -301,7 +301,7 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
     if bar is not None:
         bar.close()
     if dist.is_main():
-        _write_quarantine(out_dir / "quarantine.csv", failures)
+        _report_failures(out_dir / "quarantine.csv", failures)
         ckpt.save_checkpoint(last_path, _state(model, optimizer, s["epochs"], step, s, world))
         with atomic_path(out_dir / "metrics.jsonl") as tmp:
             tmp.write_text(metrics_partial.read_text())
@@ -344,18 +344,11 @@ def _truncate_metrics(path: Path, step: int) -> None:
         tmp.write_text("".join(line + "\n" for line in keep))
 
 
-def _write_quarantine(path: Path, failures: list[tuple[str, str]]) -> None:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["path", "reason"])
-    writer.writerows(sorted(set(failures)))
-    with atomic_path(path) as tmp:
-        tmp.write_text(buf.getvalue())
+def _report_failures(path: Path, failures: list[tuple[str, str]]) -> None:
+    failures = sorted(set(failures))
+    write_quarantine(path, failures)
     if failures:
-        print(f"hico-bench pretrain: {len(set(failures))} videos failed to decode and were skipped; see {path}.",
+        print(f"hico-bench pretrain: {len(failures)} videos failed to decode and were skipped; see {path}.",
               flush=True)
 
 

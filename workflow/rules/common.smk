@@ -38,8 +38,11 @@ def manifest_path(name):
 
 def eval_targets():
     down = config["downstream"]
-    return [f"{RESULTS}/eval/{run}/{task}_{dataset}.json"
-            for run in EVAL_RUNS for task in down["tasks"] for dataset in down["datasets"]]
+    targets = [f"{RESULTS}/eval/{run}/{task}_{dataset}.json"
+               for run in EVAL_RUNS for task in down["tasks"] for dataset in down["datasets"]]
+    if config["localization"]["enabled"]:
+        targets += [f"{RESULTS}/eval/{run}/localization_activitynet.json" for run in EVAL_RUNS]
+    return targets
 
 
 def all_targets():

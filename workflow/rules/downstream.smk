@@ -89,3 +89,47 @@ rule merge_splits:
         dataset="ucf101|hmdb51",
     shell:
         "hico-bench merge-splits {input:q} --out {output:q}"
+
+
+rule export_features:
+    input:
+        unpack(lambda wc: {"manifest": manifest_path("activitynet"),
+                           **({"checkpoint": EVAL_RUNS[wc.run]["checkpoint"]} if EVAL_RUNS[wc.run]["checkpoint"]
+                              else {})}),
+    output:
+        f"{RESULTS}/eval/{{run}}/anet_features/export.json",
+    params:
+        checkpoint=eval_checkpoint,
+        model=settings_json(config["model"]),
+        settings=settings_json(config["localization"]["export"]),
+        out_dir=lambda wc, output: os.path.dirname(output[0]),
+    log:
+        f"{LOGS}/export_features_{{run}}.log",
+    shell:
+        "hico-bench export-features --checkpoint {params.checkpoint:q} --manifest {input.manifest:q}"
+        " --model {params.model:q} --settings {params.settings:q} --out-dir {params.out_dir:q}"
+        " 2> >(tee {log:q} >&2)"
+
+
+rule localize:
+    input:
+        export=f"{RESULTS}/eval/{{run}}/anet_features/export.json",
+        manifest=manifest_path("activitynet"),  # the ground truth JSON is read (or generated) before it
+    output:
+        predictions=f"{RESULTS}/eval/{{run}}/localization_predictions.json",
+        metrics=f"{RESULTS}/eval/{{run}}/localization_activitynet.json",
+    params:
+        features=lambda wc, input: os.path.dirname(input.export),
+        ground_truth=lambda wc: dataset_paths(config, "activitynet")["json"],
+        meta=lambda wc: settings_json({"run": wc.run, "checkpoint": EVAL_RUNS[wc.run]["checkpoint"],
+                                       "pretrain": EVAL_RUNS[wc.run]["pretrain"], "dataset": "activitynet",
+                                       "split": "validation",
+                                       "finetune_input": f"{config['model']['frames']}x{config['model']['size']}"}),
+        model=settings_json(config["model"]),
+        settings=settings_json(config["localization"]["probe"]),
+    log:
+        f"{LOGS}/localize_{{run}}.log",
+    shell:
+        "hico-bench localize --features {params.features:q} --ground-truth {params.ground_truth:q}"
+        " --predictions {output.predictions:q} --model {params.model:q} --meta {params.meta:q}"
+        " --settings {params.settings:q} --out {output.metrics:q} 2> >(tee {log:q} >&2)"

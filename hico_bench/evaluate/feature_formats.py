@@ -57,7 +57,9 @@ def write_npy_features(out_dir: str | os.PathLike, video_id: str, feats: np.ndar
     sidecar = dict(meta)
     for key, value in (("feature_dim", arr.shape[1]), ("num_snippets", arr.shape[0])):
         if key in sidecar and int(sidecar[key]) != value:
-            raise ValueError(f"feature metadata of video {video_id!r} says {key}={sidecar[key]} but the array has {value}")
+            raise ValueError(
+                f"feature metadata of video {video_id!r} says {key}={sidecar[key]} but the array has {value}"
+            )
         sidecar[key] = int(value)
     sidecar["stride"] = int(sidecar["stride"])
     sidecar["frames_per_snippet"] = int(sidecar["frames_per_snippet"])

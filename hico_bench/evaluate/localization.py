@@ -6,7 +6,7 @@ and each is matched greedily to the not-yet-matched ground-truth segment of the 
 highest tIoU, if that tIoU is at least the threshold; otherwise it is a false positive (so a duplicate of an already
 matched detection is a false positive). AP is the VOC-style interpolated area under the precision/recall curve;
 ``mAP`` per threshold is the mean over the classes that have ground truth in the subset, and ``average_mAP`` the mean
-over thresholds (default 0.50:0.05:0.95).
+over thresholds (default 0.50:0.05:0.95). :func:`evaluate_detection` reports them in percent.
 
 Choices where the official code is silent or crashes, kept so that its numbers are reproduced on valid inputs:
 
@@ -20,7 +20,9 @@ Choices where the official code is silent or crashes, kept so that its numbers a
 
 **Probe**: a linear classifier on frozen snippet features labels each snippet with its action class or background;
 runs of snippets whose actionness (1 - P(background)) exceeds a few thresholds become segments, each labelled with
-its most probable classes (see :func:`predict_segments`).
+its most probable classes and de-duplicated by Gaussian soft-NMS (see :func:`predict_segments`). Class-agnostic
+segments labelled by class scores are what ActivityNet localizers do (BMN, G-TAD and ActionFormer score class-agnostic
+proposals with video-level classes).
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ from hico_bench.evaluate.feature_formats import PREFIX, read_npy_features, snipp
 from hico_bench.io import write_json
 
 TIOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
-GROUND_TRUTH_KEYS = ("database", "taxonomy", "version")
 PREDICTION_KEYS = ("results", "version", "external_data")
 RESULT_KEYS = ("label", "score", "segment")
 
@@ -162,7 +163,7 @@ def load_ground_truth(path: str | os.PathLike, subset: str = "validation") -> Gr
             t0, t1 = _segment(ann["segment"], f"{where}, annotation {i}, 'segment'")
             rows.append((vid, t0, t1, ann["label"], 1.0))
     if subset not in subsets:
-        raise choice_error(f"subset of {path}:", subset, subsets)
+        raise choice_error(f"subset (in {path})", subset, subsets)
     segments = SegmentTable.from_rows(rows)
     return GroundTruth(
         path=str(path),
@@ -182,7 +183,8 @@ def parse_predictions(data: Any, source: str = "predictions") -> Predictions:
     for key in PREDICTION_KEYS:
         if key not in data:
             raise UserError(
-                f"prediction file {source} lacks the key {key!r} (the official layout needs {', '.join(PREDICTION_KEYS)})."
+                f"prediction file {source} lacks the key {key!r} "
+                f"(the official layout needs {', '.join(PREDICTION_KEYS)})."
             )
     results = data["results"]
     if not isinstance(results, dict):
@@ -204,7 +206,8 @@ def parse_predictions(data: Any, source: str = "predictions") -> Predictions:
 
 
 def load_predictions(path: str | os.PathLike) -> Predictions:
-    """Read a prediction file in the official layout ``{"version", "results": {id: [{label, score, segment}]}, ...}``."""
+    """Read a prediction file in the official layout ``{"version", "results": {id: [{label, score, segment}]},
+    "external_data"}``."""
     return parse_predictions(_read_json_file(path, "prediction"), source=str(path))
 
 
@@ -282,6 +285,13 @@ def _tiou_key(t: float) -> str:
     return f"{t:.2f}"
 
 
+def _rows_by_label(labels: np.ndarray) -> dict[str, np.ndarray]:
+    rows: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        rows.setdefault(label, []).append(i)
+    return {label: np.array(idx, dtype=np.int64) for label, idx in rows.items()}
+
+
 def evaluate_detection(
     gt: GroundTruth,
     preds: Predictions | Mapping[str, Any],
@@ -290,8 +300,10 @@ def evaluate_detection(
 ) -> dict[str, Any]:
     """Score detections with the ActivityNet protocol.
 
-    Returns ``{"average_mAP", "mAP_per_tiou": {"0.50": ...}, "per_class": {class: AP averaged over thresholds},
-    "subset", "num_classes", "num_ground_truth", "num_predictions"}`` (AP values are fractions in [0, 1]).
+    Returns ``{"average_mAP", "mAP@0.50", ..., "mAP@0.95", "mAP_per_tiou": {"0.50": ...}, "per_class": {class: AP
+    averaged over thresholds}, "subset", "num_classes", "num_ground_truth", "num_predictions"}``. Unlike
+    :func:`average_precision` (fractions), these values are in percent, like the project's other metrics; the flat
+    ``mAP@t`` keys repeat ``mAP_per_tiou`` for the results tables.
     """
     if not isinstance(preds, Predictions):
         preds = parse_predictions(preds)
@@ -320,14 +332,20 @@ def evaluate_detection(
     ap = np.zeros((len(gt.classes), len(thresholds)))
     gt_seg = np.stack([gt.segments.start, gt.segments.end], axis=1)
     pred_seg = np.stack([table.start, table.end], axis=1)
+    gt_rows, pred_rows = _rows_by_label(gt.segments.label), _rows_by_label(table.label)
+    empty = np.zeros(0, dtype=np.int64)
     for c, name in enumerate(gt.classes):
-        g = gt.segments.label == name
-        p = table.label == name
-        ap[c] = average_precision(gt.segments.video[g], gt_seg[g], table.video[p], pred_seg[p], table.score[p], thresholds)
+        g, p = gt_rows[name], pred_rows.get(name, empty)
+        ap[c] = average_precision(
+            gt.segments.video[g], gt_seg[g], table.video[p], pred_seg[p], table.score[p], thresholds
+        )
+    ap = 100.0 * ap
     mean_ap = ap.mean(axis=0)
+    per_tiou = {_tiou_key(t): float(m) for t, m in zip(thresholds, mean_ap)}
     return {
         "average_mAP": float(mean_ap.mean()),
-        "mAP_per_tiou": {_tiou_key(t): float(m) for t, m in zip(thresholds, mean_ap)},
+        **{f"mAP@{key}": value for key, value in per_tiou.items()},
+        "mAP_per_tiou": per_tiou,
         "per_class": {name: float(ap[c].mean()) for c, name in enumerate(gt.classes)},
         "subset": gt.subset,
         "num_classes": len(gt.classes),
@@ -337,11 +355,11 @@ def evaluate_detection(
 
 
 def format_table(metrics: Mapping[str, Any]) -> str:
-    """A small text table: mAP at each tIoU threshold and the average (in percent)."""
+    """A small text table: mAP (%) at each tIoU threshold and the average."""
     keys = list(metrics["mAP_per_tiou"])
     head = "tIoU  " + " ".join(f"{k:>6}" for k in keys) + "   average"
-    vals = "mAP % " + " ".join(f"{100 * metrics['mAP_per_tiou'][k]:6.2f}" for k in keys)
-    return f"{head}\n{vals}   {100 * metrics['average_mAP']:7.2f}"
+    vals = "mAP % " + " ".join(f"{metrics['mAP_per_tiou'][k]:6.2f}" for k in keys)
+    return f"{head}\n{vals}   {metrics['average_mAP']:7.2f}"
 
 
 def anet_eval(
@@ -395,7 +413,7 @@ def snippet_labels(times: np.ndarray, segments: Sequence[tuple[float, float, int
 
 @dataclass
 class SnippetClassifier:
-    """A fitted per-snippet classifier; column 0 of :meth:`predict_proba` is background, column c is ``classes[c-1]``."""
+    """A fitted per-snippet classifier: column 0 of :meth:`predict_proba` is background, column c ``classes[c-1]``."""
 
     model: Any  # sklearn Pipeline(StandardScaler, LogisticRegression)
     classes: list[str]
@@ -457,6 +475,24 @@ def _runs(active: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(edges[0::2], edges[1::2])]
 
 
+def soft_nms(segments: np.ndarray, scores: np.ndarray, sigma: float | None = 0.5) -> np.ndarray:
+    """Gaussian soft-NMS: taking segments in descending (decayed) score order, multiply the scores of the remaining
+    ones by ``exp(-tIoU^2 / sigma)`` with the one taken. Returns the decayed scores in input order (``sigma=None``
+    returns them unchanged)."""
+    out = np.asarray(scores, dtype=np.float64).copy()
+    if sigma is None:
+        return out
+    segs = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
+    remaining = list(range(len(out)))
+    while remaining:
+        best = max(remaining, key=lambda i: out[i])
+        remaining.remove(best)
+        if remaining:
+            rest = np.array(remaining)
+            out[rest] *= np.exp(-segment_iou(segs[best], segs[rest]) ** 2 / sigma)
+    return out
+
+
 def predict_segments(
     feats: np.ndarray,
     times: np.ndarray,
@@ -466,6 +502,7 @@ def predict_segments(
     smooth: Sequence[int] = (1, 5),
     top_classes: int = 2,
     use_video_scores: bool = True,
+    nms_sigma: float | None = 0.5,
 ) -> list[dict[str, Any]]:
     """Detections of one video in the official layout: ``[{"label", "score", "segment": [t0, t1]}, ...]``.
 
@@ -474,7 +511,8 @@ def predict_segments(
     segment from half a snippet spacing before its first centre to half a spacing after its last (clipped to
     ``[0, duration]``). Identical candidates are merged. Each candidate is labelled with its ``top_classes`` most
     probable classes, ``q_c = sum_t P(c|t) / sum_t (1 - P(bg|t))`` over its snippets, and scored
-    ``mean a(t) * q_c``, times (if ``use_video_scores``) the same class share computed over the whole video.
+    ``mean a(t) * q_c``, times (if ``use_video_scores``) the same class share computed over the whole video. Last,
+    the scores of each class's segments go through :func:`soft_nms` (``nms_sigma=None`` skips it).
     """
     from scipy.ndimage import uniform_filter1d
 
@@ -503,14 +541,22 @@ def predict_segments(
                 if score > candidates.get(key, -1.0):
                     candidates[key] = score
                     spans[key] = (a, b)
-    detections = []
+    by_class: dict[int, list[tuple[float, float, float]]] = {}
     for key, act_score in candidates.items():
         a, b = spans[key]
         inside = action[a : b + 1].sum(axis=0)
         share = inside / max(inside.sum(), 1e-12)
         for c in np.argsort(-share, kind="stable")[:top_classes]:
             score = act_score * share[c] * (video_share[c] if use_video_scores else 1.0)
-            detections.append({"label": classifier.classes[c], "score": float(score), "segment": [key[0], key[1]]})
+            by_class.setdefault(int(c), []).append((key[0], key[1], float(score)))
+    detections = []
+    for c, cands in by_class.items():
+        segs = np.array([(t0, t1) for t0, t1, _ in cands])
+        scores = soft_nms(segs, np.array([sc for _, _, sc in cands]), sigma=nms_sigma)
+        for (t0, t1), score in zip(segs, scores):
+            detections.append(
+                {"label": classifier.classes[c], "score": float(score), "segment": [float(t0), float(t1)]}
+            )
     detections.sort(key=lambda d: -d["score"])
     return detections
 

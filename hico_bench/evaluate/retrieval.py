@@ -1,8 +1,8 @@
 """Nearest-neighbour video retrieval, VCOP protocol (formats.md section 2.3).
 
 Each query (a test-split video's feature) ranks the gallery (train-split features) by cosine similarity; the query
-is a hit at k when any of its k nearest gallery videos has the query's class. R@k is the fraction of hits over all
-queries (no query is dropped).
+is a hit at k when any of its k nearest gallery videos has the query's class. R@k is the percentage of queries that
+are hits (no query is dropped), in percent like the project's other metrics.
 
 * Ranking ties (equal similarity) are broken by gallery order: the earlier gallery row ranks first. The result is
   thus deterministic, and identical to a stable sort of the similarities in descending order.
@@ -75,9 +75,9 @@ def recall_at_k(
     ks: Sequence[int] = DEFAULT_KS,
     center: bool = False,
 ) -> dict[str, float]:
-    """Cosine-similarity retrieval recall: ``{"R@1": fraction of queries with a same-class item in the top 1, ...}``."""
+    """Cosine-similarity retrieval recall: ``{"R@1": percent of queries with a same-class item in the top 1, ...}``."""
     if any(int(k) < 1 for k in ks):
         raise ValueError(f"every k must be at least 1, got {list(ks)}")
     ranks = first_hit_rank(query_feats, query_labels, gallery_feats, gallery_labels, center=center)
     num_gallery = len(gallery_feats)
-    return {f"R@{int(k)}": float(np.mean(ranks < min(int(k), num_gallery))) for k in ks}
+    return {f"R@{int(k)}": float(100.0 * np.mean(ranks < min(int(k), num_gallery))) for k in ks}

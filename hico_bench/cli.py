@@ -245,6 +245,35 @@ def anet_eval(args):
     run(args.ground_truth, args.predictions, subset=args.subset, out_path=args.out)
 
 
+# ------------------------------------------------------------------------------------------------------- tables
+def _tables_args(p):
+    p.add_argument("--eval-dir", default="results/eval", help="folder of <run>/<task>_<dataset>.json")
+    p.add_argument("--pretrain-dir", default="results/pretrain", help="folder of <run>/metrics.jsonl")
+    p.add_argument("--reference", default=None, help="the paper's numbers (default: the committed copy)")
+    p.add_argument("--out-dir", default="results/tables")
+
+
+@command("tables", "collect every metrics file into tables beside the paper's numbers (CSV + Markdown)",
+         _tables_args)
+def tables(args):
+    from hico_bench.tables import REFERENCE_CSV, build_tables
+
+    build_tables(args.eval_dir, args.pretrain_dir, args.reference or REFERENCE_CSV, args.out_dir)
+
+
+def _plots_args(p):
+    p.add_argument("--eval-dir", default="results/eval")
+    p.add_argument("--pretrain-dir", default="results/pretrain")
+    p.add_argument("--out-dir", default="results/plots")
+
+
+@command("plots", "loss curves, delta_max over training, ablation bars and retrieval R@k curves (PNG)", _plots_args)
+def plots(args):
+    from hico_bench.plots import make_plots
+
+    make_plots(args.eval_dir, args.pretrain_dir, args.out_dir)
+
+
 def _merge_args(p):
     p.add_argument("inputs", nargs="+", help="metrics JSON of one task on splits 1..3")
     p.add_argument("--out", required=True)

@@ -4,6 +4,9 @@ import os
 
 from snakemake.utils import validate
 
+from hico_bench.plots import PLOT_NAMES
+from hico_bench.tables import TABLE_NAMES
+
 from hico_bench.config import (
     dataset_paths,
     evaluated_runs,
@@ -48,4 +51,6 @@ def eval_targets():
 def all_targets():
     manifests = [manifest_path(name) for name in ("k400", "uk400", "activitynet")]
     checkpoints = [f"{RESULTS}/pretrain/{run}/checkpoint_last.pt" for run in PRETRAIN_RUNS]
-    return manifests + checkpoints + eval_targets()
+    tables = [f"{RESULTS}/tables/{name}.csv" for name in TABLE_NAMES]
+    plots = [f"{RESULTS}/plots/{name}.png" for name in PLOT_NAMES]
+    return manifests + checkpoints + eval_targets() + tables + plots

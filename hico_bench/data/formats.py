@@ -216,7 +216,9 @@ def _read_kinetics_csv(path: Path) -> list[dict]:
             reader = csv.reader(f)
             header = next(reader, None)
             if header is None:
-                raise UserError(f"{path} is empty; expected a header line such as label,youtube_id,time_start,time_end,split.")
+                raise UserError(
+                    f"{path} is empty; expected a header line such as label,youtube_id,time_start,time_end,split."
+                )
             header = [name.strip() for name in header]
             missing = [c for c in ("youtube_id", "time_start", "time_end", "split") if c not in header]
             if missing:
@@ -231,9 +233,8 @@ def _read_kinetics_csv(path: Path) -> list[dict]:
                 if not any(field.strip() for field in fields):
                     continue
                 if len(fields) != len(header):
-                    raise _line_error(
-                        path, line, f"expected {len(header)} comma-separated fields as in the header, found {len(fields)}"
-                    )
+                    problem = f"expected {len(header)} comma-separated fields as in the header, found {len(fields)}"
+                    raise _line_error(path, line, problem)
                 youtube_id = fields[col["youtube_id"]].strip()
                 if not youtube_id:
                     raise _line_error(path, line, "the youtube_id field is empty")
@@ -369,8 +370,8 @@ def read_kinetics_segments(
 
     ``list_path`` (``training.txt`` ...) has lines ``youtube_id,startms,endms`` grouped by video and ordered in time;
     the split comes from the list's name (training/validation/testing) unless ``split`` is given. Every piece must
-    start at a multiple of 5 s, at the end of the previous one (the first at 0), and last at most 5 s; only a
-    video's last piece may be shorter. Pieces are files ``v_{id}_{startms}_{endms}.mp4`` (the list's own digits,
+    start at a multiple of 5 s, at the end of the previous one (the first at 0), and last at most 5 s (so only a
+    video's last piece can be shorter). Pieces are files ``v_{id}_{startms}_{endms}.mp4`` (the list's own digits,
     normally 7) in ``segments_dir`` or, HiCo's HACS layout, in ``segments_dir/<list name>/`` when that folder exists.
 
     ``parts`` = JSON ``[[start_s, end_s, path], ...]`` (the video's duration is the last end); ``path`` = the first
@@ -390,20 +391,22 @@ def read_kinetics_segments(
     rows = []
     for path in lists:
         list_split = SPLIT_NAMES[split] if split is not None else _split_of_list(path)
-        folder = root / path.stem if (root / path.stem).is_dir() else root
+        folder = str(root / path.stem if (root / path.stem).is_dir() else root)
         videos: dict[str, list] = {}
         current = None
         for line, text in _lines(path):
             fields = [f.strip() for f in text.split(",")]
             if len(fields) != 3:
-                raise _line_error(path, line, f"expected 3 comma-separated fields video,startms,endms, found {len(fields)}")
+                problem = f"expected 3 comma-separated fields video,startms,endms, found {len(fields)}"
+                raise _line_error(path, line, problem)
             vid, start_text, end_text = fields
             start = _int(start_text, path, line, "startms")
             end = _int(end_text, path, line, "endms")
             pieces = videos.get(vid)
             if vid != current:
                 if pieces is not None:
-                    raise _line_error(path, line, f"video {vid} appears again after other videos (lines must be grouped by video)")
+                    problem = f"video {vid} appears again after other videos (lines must be grouped by video)"
+                    raise _line_error(path, line, problem)
                 pieces = videos[vid] = []
                 current = vid
             if start % step:
@@ -416,12 +419,11 @@ def read_kinetics_segments(
                     "(pieces must be consecutive and ordered in time)",
                 )
             if not 0 < end - start <= step:
-                raise _line_error(path, line, f"piece {start}-{end} ms must last more than 0 and at most {SEGMENT_SECONDS} s")
-            if pieces and pieces[-1][1] - pieces[-1][0] < step:
-                raise _line_error(path, line, f"video {vid} continues after a piece shorter than {SEGMENT_SECONDS} s")
-            pieces.append((start, end, folder / f"v_{vid}_{start_text}_{end_text}.mp4"))
+                problem = f"piece {start}-{end} ms must last more than 0 and at most {SEGMENT_SECONDS} s"
+                raise _line_error(path, line, problem)
+            pieces.append((start, end, os.path.join(folder, f"v_{vid}_{start_text}_{end_text}.mp4")))
         for vid, pieces in videos.items():
-            parts = [[s / 1000, e / 1000, str(p)] for s, e, p in pieces]
+            parts = [[s / 1000, e / 1000, p] for s, e, p in pieces]
             row = _row(vid, pieces[0][2], list_split, labels.get(vid, ""), classes)
             row["parts"] = json.dumps(parts)
             rows.append(row)
@@ -483,7 +485,8 @@ def read_ucf101(root: PathLike, splits_dir: PathLike, split: int = 1) -> pd.Data
             relative = fields[0].replace("\\", "/")
             folder = relative.split("/")[0] if "/" in relative else ""
             if not folder:
-                raise _line_error(list_path, line, f"the path {relative!r} has no class folder (expected Class/video.avi)")
+                problem = f"the path {relative!r} has no class folder (expected Class/video.avi)"
+                raise _line_error(list_path, line, problem)
             name = by_lower.get(folder.lower())
             if len(fields) == 2:
                 number = _int(fields[1], list_path, line, "the label")

@@ -49,16 +49,21 @@ def dataset_paths(config: dict, name: str) -> dict[str, Any]:
             continue
         if not value:
             raise UserError(f"config key datasets.{name}.{key} is not set: point it at your copy of {name}.")
-        if not os.path.exists(value):
-            raise UserError(f"config key datasets.{name}.{key} points at {value}, which does not exist.")
+        for one in value if isinstance(value, list) else [value]:
+            if not os.path.exists(one):
+                raise UserError(f"config key datasets.{name}.{key} points at {one}, which does not exist.")
     return entry
 
 
 def required_inputs(config: dict, name: str) -> list[str]:
     """Files a manifest job of ``name`` depends on (the annotation files; videos are probed, not tracked)."""
     paths = dataset_paths(config, name)
-    return [v for k, v in paths.items() if k in ("csv", "json", "segments_list") and v
-            and (k != "segments_list" or paths.get("layout") == "segments")]
+    files = []
+    for key, value in paths.items():
+        if key in ("csv", "json", "segments_list") and value and (key != "segments_list"
+                                                                  or paths.get("layout") == "segments"):
+            files += value if isinstance(value, list) else [value]
+    return files
 
 
 def settings_json(settings: dict) -> str:

@@ -7,8 +7,9 @@ Pre-training draws ``num_clips`` clip centres per video:
 * with the topical flag the last centre is drawn again, uniform over the whole range (v_k);
 * ``max_dis < 0`` (no constraint) draws every centre independently like ``c0``.
 
-``random_center(a, b)`` is uniform in ``[a, b]`` and returns ``a`` when ``b < a``; it always consumes exactly one draw of
-the generator, as the official code does. A clip is the window ``[max(c - clip_t/2, 0), min(c + clip_t/2, duration)]``.
+``random_center(a, b)`` is uniform in ``[a, b]`` and returns ``a`` when ``b < a``; it always consumes exactly one
+draw of the generator, as the official code does. A clip is the window
+``[max(c - clip_t/2, 0), min(c + clip_t/2, duration)]``.
 
 ``max_dis`` comes from a :class:`DeltaSchedule`: HiCo's gradual sampling grows it linearly from ``delta_start_s`` to
 ``delta_s`` over the run (alpha / alpha_max); "fixed" keeps ``delta_s``; "none" is the unconstrained baseline.

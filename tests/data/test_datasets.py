@@ -1,0 +1,250 @@
+"""Pre-training and downstream datasets on tiny real videos."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import DataLoader, SequentialSampler
+
+from hico_bench.data.datasets import ClipDataset, FailureLog, PretrainDataset, ProgressSampler, item_rng
+from hico_bench.data.sampling import DeltaSchedule, TrainingProgress, clip_time, uniform_clip_starts
+from hico_bench.data.transforms import PRETRAIN, ClipAugment, PretrainAugment
+from hico_bench.data.video import VideoError, frame_indices, write_video
+from hico_bench.errors import UserError
+
+FPS = 10
+H, W = 32, 48
+S = 16
+CLIP_T = clip_time(16, 4, 30)
+
+
+def level_frames(indices) -> list[np.ndarray]:
+    """Flat frames whose colour identifies the frame after lossy coding: red = index % 16, green = index // 16."""
+    return [np.full((H, W, 3), (16 * (i % 16) + 8, 16 * (i // 16) + 8, 128), dtype=np.uint8) for i in indices]
+
+
+def identify(frames: np.ndarray) -> list[int]:
+    rg = np.rint((frames[..., :2].reshape(len(frames), -1, 2).mean(axis=1) - 8) / 16).astype(int)
+    return [int(g * 16 + r) for r, g in rg]
+
+
+def manifest_row(video_id, path, duration, label_index=0, parts=""):
+    return {
+        "video_id": video_id, "path": str(path), "split": "train", "label": f"c{label_index}",
+        "label_index": label_index, "duration": duration, "fps": float(FPS), "num_frames": int(duration * FPS),
+        "segments": "", "parts": parts,
+    }
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> pd.DataFrame:
+    root = tmp_path_factory.mktemp("datasets")
+    write_video(root / "long.mp4", level_frames(range(120)), FPS)  # 12 s
+    write_video(root / "short.mp4", level_frames(range(30)), FPS)  # 3 s < 2 * clip_t
+    parts = []
+    for start, end in ((0, 5), (5, 10), (10, 12)):
+        path = root / f"v_long_{start * 1000:07d}_{end * 1000:07d}.mp4"
+        write_video(path, level_frames(range(start * FPS, end * FPS)), FPS)
+        parts.append([start, end, str(path)])
+    rows = [
+        manifest_row("long", root / "long.mp4", 12.0, 0),
+        manifest_row("short", root / "short.mp4", 3.0, 1),
+        manifest_row("seg", parts[0][2], 12.0, 2, json.dumps(parts)),
+        manifest_row("gone", root / "gone.mp4", 5.0, 3),
+    ]
+    return pd.DataFrame(rows)
+
+
+def pretrain(manifest, transform=None, schedule=DeltaSchedule("gradual", 1.0), progress="zero", **kw):
+    args = dict(
+        frames=16, sampling_rate=4, target_fps=30, num_clips=3, schedule=schedule,
+        progress=TrainingProgress(0.0, 10) if progress == "zero" else progress, topical=True, transform=transform,
+        decode_size=(H, W), seed=7,
+    )
+    args.update(kw)
+    return PretrainDataset(manifest, **args)
+
+
+def test_pretrain_item_shapes_and_order(manifest):
+    ds = pretrain(manifest, transform=ClipAugment(dataclasses.replace(PRETRAIN, size=S)), decode_size=16)
+    clips, index = ds[0]
+    assert index == 0 and clips.shape == (3, 3, 16, S, S) and clips.dtype == torch.float32
+    same = pretrain(manifest, transform=PretrainAugment(S), decode_size=16)
+    assert torch.equal(same[0][0], clips)
+    raw, _ = pretrain(manifest)[0]
+    assert raw.shape == (3, 16, H, W, 3) and raw.dtype == torch.uint8
+
+
+def test_pretrain_frames_follow_the_sampler(manifest):
+    """The decoded frames are exactly those of the sampled windows (same generator as the item)."""
+    ds = pretrain(manifest, progress=TrainingProgress(5.0, 10))
+    ds.set_epoch(3)
+    raw, _ = ds[0]
+    windows = ds.windows(12.0, item_rng(7, 3, 0))
+    for clip, (s, e) in zip(raw.numpy(), windows):
+        assert identify(clip) == frame_indices(s, e, FPS, 120, 16).tolist()
+
+
+def test_gradual_start_gives_vi_equal_vj_and_short_videos_collapse(manifest):
+    ds = pretrain(manifest)  # progress 0: max_dis 0
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        raw, _ = ds[0]
+        assert torch.equal(raw[0], raw[1])
+    short, index = ds[1]
+    assert index == 1
+    assert torch.equal(short[0], short[1]) and torch.equal(short[1], short[2])  # all centres at clip_t
+    assert identify(short[0].numpy()) == frame_indices(CLIP_T / 2, 3.0, FPS, 30, 16).tolist()
+    # An explicit progress carried with the index overrides the shared one (still 0 here).
+    late, _ = ds[(0, 1.0)]
+    windows = ds.windows(12.0, item_rng(7, ds.epoch, 0), progress=1.0)
+    assert windows[0] != windows[1]
+    assert [identify(c.numpy()) for c in late] == [frame_indices(s, e, FPS, 120, 16).tolist() for s, e in windows]
+
+
+def test_reproducible_by_seed_epoch_index(manifest):
+    aug = ClipAugment(dataclasses.replace(PRETRAIN, size=S))
+    a = pretrain(manifest, transform=aug, progress=TrainingProgress(4, 10))
+    b = pretrain(manifest, transform=aug, progress=TrainingProgress(4, 10))
+    a.set_epoch(2)
+    b.set_epoch(2)
+    first = a[0][0]
+    assert torch.equal(first, a[0][0]) and torch.equal(first, b[0][0])  # same (seed, epoch, index)
+    b.set_epoch(3)
+    assert not torch.equal(first, b[0][0])
+    c = pretrain(manifest, transform=aug, progress=TrainingProgress(4, 10), seed=8)
+    c.set_epoch(2)
+    assert not torch.equal(first, c[0][0])
+
+
+def test_segmented_and_cached_sources_give_the_same_samples(manifest):
+    plain = pretrain(manifest.iloc[[0]], progress=TrainingProgress(10, 10))
+    seg = pretrain(manifest.iloc[[2]], progress=TrainingProgress(10, 10))
+    cached = pretrain(manifest.iloc[[2]], progress=TrainingProgress(10, 10), cache_frames=True)
+    for epoch in range(3):
+        for ds in (plain, seg, cached):
+            ds.set_epoch(epoch)
+        a, b, c = plain[0][0], seg[0][0], cached[0][0]
+        assert [identify(x.numpy()) for x in a] == [identify(x.numpy()) for x in b]
+        assert torch.equal(b, c)
+    assert len(cached._cache) == 1
+
+
+def test_broken_video_falls_back_and_is_recorded(manifest):
+    ds = pretrain(manifest)
+    raw, index = ds[3]
+    assert index == 0 and raw.shape == (3, 16, H, W, 3)  # wrapped around to the next index
+    assert ds.failures() == [(manifest.path[3], "file is missing")]
+    ds[3]
+    assert ds.failure_log.total == 2 and len(ds.failures()) == 1
+    # Deterministic: the same substitute each time.
+    assert torch.equal(ds[3][0], raw)
+
+
+def test_failures_from_workers_reach_the_main_process(manifest):
+    ds = pretrain(manifest.iloc[[3, 1]].reset_index(drop=True))
+    loader = DataLoader(ds, batch_size=2, num_workers=2, persistent_workers=True, multiprocessing_context="fork")
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        batches = list(loader)
+        assert batches[0][1].tolist() == [1, 1]
+    assert ds.failures() == [(manifest.path[3], "file is missing")]
+    assert ds.failure_log.total == 2
+
+
+def test_failure_log_capacity_and_text():
+    log = FailureLog(max_workers=2, capacity=2, reason_bytes=8)
+    for k in range(3):
+        log.record(k, "é" * 10)
+    assert log.total == 3
+    assert log.entries() == [(0, "éééé"), (1, "éééé")]
+
+
+def test_progress_sampler_matches_the_iteration_progress(manifest):
+    sampler = ProgressSampler(SequentialSampler(range(10)), batch_size=4, total_epochs=5)
+    sampler.set_epoch(2)
+    got = list(sampler)
+    assert [i for i, _ in got] == list(range(10))
+    assert [f for _, f in got] == pytest.approx([(2 + (k // 4) / 3) / 5 for k in range(10)])
+    ds = pretrain(manifest.iloc[[0, 1]].reset_index(drop=True))
+    loader = DataLoader(ds, batch_size=1, sampler=ProgressSampler(SequentialSampler(ds), 1, 10))
+    clips, index = next(iter(loader))
+    assert clips.shape == (1, 3, 16, H, W, 3) and index.tolist() == [0]
+
+
+def clip_dataset(manifest, **kw):
+    args = dict(frames=16, sampling_rate=4, target_fps=30, size=S, decode_size=(H, W), seed=3)
+    args.update(kw)
+    return ClipDataset(manifest, **args)
+
+
+def test_clip_dataset_train(manifest):
+    ds = clip_dataset(manifest.iloc[[0, 1, 3]].reset_index(drop=True))
+    clip, label, index = ds[0]
+    assert clip.shape == (3, 16, S, S) and clip.dtype == torch.float32 and (label, index) == (0, 0)
+    assert torch.equal(clip, ds[0][0])
+    ds.set_epoch(1)
+    assert not torch.equal(clip, ds[0][0])
+    clip, label, index = ds[2]  # broken: falls back to the next video, with its label
+    assert (label, index) == (0, 0) and ds.failures()[0][1] == "file is missing"
+
+
+def test_clip_dataset_test_views(manifest):
+    ds = clip_dataset(manifest.iloc[[0, 1, 2]].reset_index(drop=True), mode="test", num_views=4, crops=3)
+    views, label, index = ds[0]
+    assert views.shape == (12, 3, 16, S, S) and (label, index) == (0, 0)
+    assert ds.starts(12.0) == uniform_clip_starts(12.0, CLIP_T, 4)
+    # Views are clip-major: the 3 crops of a clip of flat frames are equal, different clips are not.
+    assert torch.equal(views[0], views[1]) and torch.equal(views[1], views[2])
+    assert not torch.equal(views[0], views[3])
+    short, label, _ = ds[1]
+    assert label == 1 and short.shape == views.shape
+    assert ds.starts(1.5) == [0.0] * 4  # shorter than a clip: every view starts at 0
+    seg_views, _, _ = ds[2]
+    assert seg_views.shape == views.shape
+    vcop = clip_dataset(manifest.iloc[[0]], mode="test", num_views=3, view_starts="vcop")
+    assert vcop.starts(12.0) == pytest.approx([0.0, (12.0 - CLIP_T) / 2, 12.0 - CLIP_T])
+
+
+def test_clip_dataset_errors(manifest):
+    broken = clip_dataset(manifest.iloc[[3]].reset_index(drop=True), mode="test", num_views=2)
+    with pytest.raises(VideoError, match="gone.mp4"):
+        broken[0]
+    with pytest.raises(UserError, match="test, train"):
+        clip_dataset(manifest, mode="val")
+    with pytest.raises(UserError, match="crops"):
+        clip_dataset(manifest, mode="test", crops=2)
+    with pytest.raises(UserError, match="label_index"):
+        clip_dataset(manifest.drop(columns=["label_index"]))
+    with pytest.raises(UserError):
+        pretrain(manifest.iloc[[]])
+
+
+def test_keys_carry_epoch_and_progress(manifest):
+    ds = pretrain(manifest, progress=None)  # gradual: the progress must come with the key
+    with pytest.raises(UserError, match="progress"):
+        ds[0]
+    ds.set_epoch(2)
+    a, _ = ds[(0, 0.5)]
+    ds.set_epoch(0)
+    b, _ = ds[(0, 2, 0.5)]  # (index, epoch, progress): the key's epoch wins
+    assert torch.equal(a, b)
+    c, _ = ds[(0, 3, 0.5)]
+    assert not torch.equal(a, c)
+    fixed = pretrain(manifest, progress=None, schedule=DeltaSchedule("fixed", 1.0))
+    assert fixed[0][0].shape == (3, 16, H, W, 3)
+
+
+def test_drain_failures_returns_each_path_once(manifest):
+    ds = pretrain(manifest)
+    assert ds.drain_failures() == []
+    ds[3]
+    assert ds.drain_failures() == [(manifest.path[3], "file is missing")]
+    ds[3]
+    assert ds.drain_failures() == []
+    assert ds.failures() == [(manifest.path[3], "file is missing")]

@@ -10,6 +10,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/downstream.smk"
+include: "workflow/rules/tables.smk"
 
 
 rule all:

@@ -6,8 +6,8 @@ samples. :meth:`set_epoch` stores the epoch in shared memory, so persistent Data
 before iterating the epoch's loader). The pre-training ``max_dis`` depends on the training progress: read from the
 shared :class:`~hico_bench.data.sampling.TrainingProgress` by default (its value at fetch time, which prefetching
 makes timing-dependent inside an epoch), or, bit-exact, carried with the key: items accept ``index``,
-``(index, progress)`` (:class:`ProgressSampler`) or ``(index, epoch, progress)`` (a batch sampler that knows the
-iteration; the key's epoch then overrides :meth:`set_epoch`).
+``(index, progress)`` or ``(index, epoch, progress)`` (:class:`ProgressBatchSampler`, which knows the iteration; the
+key's epoch then overrides :meth:`set_epoch`).
 
 Broken videos during training: the item falls back to the next index (``i + 1``, ``i + 2``, ... wrapping around)
 that decodes, drawing from the same generator, so the substitution is deterministic; every failure is recorded as
@@ -91,24 +91,20 @@ class FailureLog:
         return out
 
 
-class ProgressSampler(Sampler):
-    """Wraps an index sampler and yields ``(index, progress)``, where progress = alpha / alpha_max at the iteration
-    that will consume the item: ``(epoch + (position // batch_size) / num_batches) / total_epochs``.
+class ProgressBatchSampler(Sampler):
+    """Batches of ``(index, epoch, progress)`` keys over a (distributed) index sampler, dropping the last partial batch.
 
-    Passing the progress with the index makes gradual sampling independent of worker timing (bit-exact resume).
-    Use it as the DataLoader's ``sampler`` with the same ``batch_size``; :meth:`set_epoch` is forwarded to the
-    wrapped sampler when it has one (e.g. ``DistributedSampler``).
+    ``progress`` = (epoch + batch position / batches per epoch) / total epochs: exactly the fractional epoch at which
+    the training loop consumes the batch (and sets its learning rate). Carrying it in the key makes gradual sampling
+    independent of worker timing and prefetching, so a resumed run repeats an epoch bit for bit.
     """
 
-    def __init__(self, sampler, batch_size: int, total_epochs: float, drop_last: bool = False):
+    def __init__(self, sampler, batch_size: int, total_epochs: int):
         if batch_size < 1 or not total_epochs > 0:
             raise UserError(
-                f"ProgressSampler needs batch_size >= 1 and total_epochs > 0, got {batch_size} and {total_epochs}."
+                f"the batch sampler needs batch_size >= 1 and total_epochs > 0, got {batch_size} and {total_epochs}."
             )
-        self.sampler = sampler
-        self.batch_size = batch_size
-        self.total_epochs = float(total_epochs)
-        self.drop_last = drop_last
+        self.sampler, self.batch_size, self.total_epochs = sampler, batch_size, total_epochs
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -117,14 +113,14 @@ class ProgressSampler(Sampler):
             self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
-        return len(self.sampler)
+        return len(self.sampler) // self.batch_size
 
-    def __iter__(self) -> Iterator[tuple[int, float]]:
-        n = len(self.sampler)
-        batches = n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
-        batches = max(batches, 1)
-        for position, index in enumerate(self.sampler):
-            yield int(index), (self.epoch + (position // self.batch_size) / batches) / self.total_epochs
+    def __iter__(self) -> Iterator[list[tuple[int, int, float]]]:
+        n = len(self)
+        indices = [int(i) for i in self.sampler]
+        for it in range(n):
+            progress = (self.epoch + it / n) / self.total_epochs
+            yield [(i, self.epoch, progress) for i in indices[it * self.batch_size:(it + 1) * self.batch_size]]
 
 
 def _split_key(key) -> tuple[int, int | None, float | None]:
@@ -255,7 +251,7 @@ class PretrainDataset(_VideoDataset):
         elif self.schedule.kind == "gradual":
             raise UserError(
                 "gradual sampling needs the training progress: give PretrainDataset a TrainingProgress or pass "
-                "(index, epoch, progress) keys (ProgressSampler)."
+                "(index, epoch, progress) keys (ProgressBatchSampler)."
             )
         else:
             fraction = 0.0

@@ -78,7 +78,7 @@ class TrainingProgress:
     pickled into a spawned one (torch's multiprocessing reductions keep the storage shared), sees every later
     :meth:`set` of the training loop, including persistent workers. A plain ``pickle.dumps`` (outside a worker
     start) makes an independent copy. Workers prefetch items, so an item may read a value up to
-    ``num_workers * prefetch_factor`` batches old; :class:`hico_bench.data.datasets.ProgressSampler` gives
+    ``num_workers * prefetch_factor`` batches old; :class:`hico_bench.data.datasets.ProgressBatchSampler` gives
     timing-independent values where bit-exact reproducibility matters.
     """
 

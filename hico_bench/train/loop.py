@@ -15,17 +15,17 @@ from a checkpoint therefore repeats the interrupted epoch exactly.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import os
 import random
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from hico_bench.errors import UserError, choice_error
 from hico_bench.io import atomic_path, write_quarantine
@@ -101,32 +101,6 @@ def resolve_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
-class ProgressBatchSampler(Sampler):
-    """Batches of ``(index, epoch, progress)``: the sampler knows which iteration each item is for.
-
-    ``progress`` = fractional epoch / total epochs at the iteration that consumes the batch, which is exactly what the
-    training loop uses for the learning rate; gradual sampling reads it from the item, never from shared files.
-    """
-
-    def __init__(self, sampler: DistributedSampler, batch_size: int, total_epochs: int):
-        self.sampler, self.batch_size, self.total_epochs = sampler, batch_size, total_epochs
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.sampler.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.sampler) // self.batch_size
-
-    def __iter__(self) -> Iterator[list[tuple[int, int, float]]]:
-        n = len(self)
-        indices = list(self.sampler)
-        for it in range(n):
-            progress = (self.epoch + it / n) / self.total_epochs
-            yield [(i, self.epoch, progress) for i in indices[it * self.batch_size:(it + 1) * self.batch_size]]
-
-
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -136,7 +110,7 @@ def _seed_everything(seed: int) -> None:
 def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, settings: dict[str, Any]) -> Path:
     """Run (or resume) one pretraining run; returns the path of ``checkpoint_last.pt``."""
     # Imports here keep `hico-bench --help` fast.
-    from hico_bench.data.datasets import PretrainDataset
+    from hico_bench.data.datasets import PretrainDataset, ProgressBatchSampler
     from hico_bench.data.manifest import read_manifest
     from hico_bench.data.sampling import DeltaSchedule, clip_time
     from hico_bench.data.transforms import PretrainAugment
@@ -235,7 +209,7 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
     iters = len(batches)
     total_steps = iters * s["epochs"]
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (
-        s["precision"] == "bf16" and device.type == "cuda") else _nullcontext()
+        s["precision"] == "bf16" and device.type == "cuda") else contextlib.nullcontext()
     bar = None
     if dist.is_main() and s["progress_bar"]:
         from tqdm import tqdm
@@ -243,7 +217,7 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
         bar = tqdm(total=total_steps, initial=step, desc=f"pretrain {out_dir.name}", unit="step", dynamic_ncols=True)
     failures: list[tuple[str, str]] = []
     model.train()
-    with open(metrics_partial, "a") if dist.is_main() else _nullcontext() as log:
+    with open(metrics_partial, "a") if dist.is_main() else contextlib.nullcontext() as log:
         for epoch in range(start_epoch, s["epochs"]):
             batches.set_epoch(epoch)
             t_ready = time.perf_counter()
@@ -362,9 +336,3 @@ def _device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False

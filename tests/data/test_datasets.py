@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, SequentialSampler
 
-from hico_bench.data.datasets import ClipDataset, FailureLog, PretrainDataset, ProgressSampler, item_rng
+from hico_bench.data.datasets import ClipDataset, FailureLog, PretrainDataset, ProgressBatchSampler, item_rng
 from hico_bench.data.sampling import DeltaSchedule, TrainingProgress, clip_time, uniform_clip_starts
 from hico_bench.data.transforms import PRETRAIN, ClipAugment, PretrainAugment
 from hico_bench.data.video import VideoError, frame_indices, write_video
@@ -165,14 +165,16 @@ def test_failure_log_capacity_and_text():
     assert log.entries() == [(0, "éééé"), (1, "éééé")]
 
 
-def test_progress_sampler_matches_the_iteration_progress(manifest):
-    sampler = ProgressSampler(SequentialSampler(range(10)), batch_size=4, total_epochs=5)
+def test_progress_batch_sampler_matches_the_iteration_progress(manifest):
+    sampler = ProgressBatchSampler(SequentialSampler(range(10)), batch_size=4, total_epochs=5)
     sampler.set_epoch(2)
     got = list(sampler)
-    assert [i for i, _ in got] == list(range(10))
-    assert [f for _, f in got] == pytest.approx([(2 + (k // 4) / 3) / 5 for k in range(10)])
+    assert len(got) == len(sampler) == 2  # the partial last batch is dropped
+    assert [[i for i, _, _ in b] for b in got] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert {e for b in got for _, e, _ in b} == {2}
+    assert [b[0][2] for b in got] == pytest.approx([(2 + k / 2) / 5 for k in range(2)])
     ds = pretrain(manifest.iloc[[0, 1]].reset_index(drop=True))
-    loader = DataLoader(ds, batch_size=1, sampler=ProgressSampler(SequentialSampler(ds), 1, 10))
+    loader = DataLoader(ds, batch_sampler=ProgressBatchSampler(SequentialSampler(ds), 1, 10))
     clips, index = next(iter(loader))
     assert clips.shape == (1, 3, 16, H, W, 3) and index.tolist() == [0]
 

@@ -20,7 +20,6 @@ test items never substitute: they raise :class:`~hico_bench.data.video.VideoErro
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable, Iterator
 
 import numpy as np

@@ -1,18 +1,24 @@
-"""Video IO with PyAV: probe a file, read clips by time window, write small H.264 files.
+"""Video IO: probe a file, read clips by time window, write small H.264 files.
 
 Frame selection follows the HiCo spec (method.md section 3): a window ``[s, e)`` seconds of a file with ``fps`` frames
 per second and ``num_frames`` frames covers the frame indices ``start = int(s * fps)`` to
-``end = min(int(e * fps), num_frames)``; ``n`` indices are ``linspace(start, end, n)`` clamped to ``[start, end - 1]``.
-The reader always returns exactly ``n`` frames: when a file holds fewer frames than its header promises, the last
-decoded frame is repeated.
+``end = min(int(e * fps), num_frames)``; ``n`` indices are ``linspace(start, end, n)`` clamped to ``[start, end - 1]``
+and truncated to integers. The reader always returns exactly ``n`` frames: when a file holds fewer frames than its
+header promises, the last decoded frame is repeated.
 
-A :class:`VideoReader` keeps one container open, so that several windows of one video (the HiCo sampler reads three)
-cost one seek each and no re-open. Frames are resized inside FFmpeg's scaler while converting to RGB, and only the
-frames that are needed are converted.
+Frame ``i`` is the frame shown at ``i / fps`` seconds after the first frame (the first frame is index 0 whatever its
+timestamp; AVI files with B-frames, for example, start at one frame duration).
+
+A :class:`VideoReader` keeps one file open, so that several windows of one video (the HiCo sampler reads three) cost
+one seek each and no re-open. Frames are resized inside FFmpeg's scaler while converting to RGB, and only the frames
+that are returned are converted. Two decoders back it: PyAV (always there) and torchcodec (optional; it needs the
+system's FFmpeg libraries), which give the same frame indices. With torchcodec, frames past the end of a truncated
+file raise :class:`VideoError` instead of repeating the last frame (probe(verify=True) finds such files first).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -23,10 +29,17 @@ from typing import Iterable, Sequence
 import av
 import numpy as np
 
+from hico_bench.errors import UserError, choice_error
 from hico_bench.io import atomic_path
 
 Size = int | tuple[int, int] | None
 """Target frame size: ``None`` keeps the file's size, an int is the short side (aspect kept), a pair is (H, W)."""
+
+BACKENDS = ("pyav", "torchcodec")
+
+TRUNCATION_SLACK_S = 0.5
+"""A file may end this many seconds of frames before its header's frame count (container rounding); more is
+truncation."""
 
 
 class VideoError(Exception):
@@ -35,21 +48,32 @@ class VideoError(Exception):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    duration: float  # seconds
+    duration: float  # seconds, num_frames / fps
     fps: float
-    num_frames: int
+    num_frames: int  # as the header promises (estimated from the duration when the container has no count)
     width: int
     height: int
 
 
 def frame_indices(start_s: float, end_s: float, fps: float, num_frames: int, n: int) -> np.ndarray:
-    """The ``n`` frame indices of the window ``[start_s, end_s)`` (method.md section 3), as int64."""
-    start = int(start_s * fps)
+    """The ``n`` frame indices of the window ``[start_s, end_s)`` (method.md section 3), as int64.
+
+    ``linspace`` is evaluated exactly (integer arithmetic), so no index is off by one from float rounding. A window
+    that starts at or past the last frame gives the last frame ``n`` times.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    start = max(int(start_s * fps), 0)
     end = min(int(end_s * fps), num_frames)
-    start = min(max(start, 0), max(num_frames - 1, 0))
+    start = min(start, num_frames - 1)
     end = max(end, start + 1)
-    idx = np.linspace(start, end, n)
-    return np.clip(idx, start, end - 1).astype(np.int64)
+    if n == 1:
+        return np.array([start], dtype=np.int64)
+    k = np.arange(n, dtype=np.int64)
+    idx = start + (k * (end - start)) // (n - 1)  # floor of the exact linspace value (all terms are >= 0)
+    return np.minimum(idx, end - 1)
 
 
 def output_size(height: int, width: int, size: Size) -> tuple[int, int]:
@@ -63,9 +87,38 @@ def output_size(height: int, width: int, size: Size) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
+def backend_error(backend: str) -> str | None:
+    """Why ``backend`` cannot be used here, or ``None`` when it can."""
+    if backend == "pyav":
+        return None
+    if backend == "torchcodec":
+        return _torchcodec_error()
+    raise choice_error("video backend", backend, BACKENDS)
+
+
+@functools.cache
+def _torchcodec_error() -> str | None:
+    try:
+        from torchcodec.decoders import VideoDecoder  # noqa: F401  (loads libtorchcodec and FFmpeg)
+    except ImportError as exc:
+        if "torchcodec" in str(exc) and "No module" in str(exc):
+            return "torchcodec is not installed (pip install torchcodec matching the installed torch)"
+        return f"torchcodec cannot load ({_first_line(exc)})"
+    except Exception as exc:  # torchcodec raises RuntimeError when FFmpeg's shared libraries are missing
+        return f"torchcodec cannot load its FFmpeg libraries ({_first_line(exc)}); install the system FFmpeg libraries"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise VideoError("file is missing")
+    if path.is_dir():
+        raise VideoError("is a directory, not a video file")
     if path.stat().st_size == 0:
         raise VideoError("file is empty (0 bytes)")
 
@@ -99,27 +152,238 @@ def _stream_info(container) -> VideoInfo:
     if num_frames <= 0 or duration <= 0:
         raise VideoError("holds no frames")
     cc = stream.codec_context
+    if not cc.width or not cc.height:
+        raise VideoError("has no frame size")
     return VideoInfo(duration=num_frames / fps, fps=fps, num_frames=int(num_frames), width=cc.width, height=cc.height)
+
+
+class _DisorderedTimestamps(Exception):
+    """Decoded frames came out with presentation timestamps going backwards."""
+
+
+class _PyAVSource:
+    """A kept-open PyAV container that decodes sorted frame indices with one seek.
+
+    Frame ``i`` is found by its presentation timestamp. Some files carry wrong ones (H.264 with B-frames in AVI: the
+    container stores decode-order times); the decoder still outputs their frames in display order, so for such files
+    (found from the first packets at open, or when output timestamps go backwards) frames are indexed by their decode
+    timestamps, which then count output frames.
+    """
+
+    def __init__(self, path: Path):
+        self._container = _open(path)
+        try:
+            self.info = _stream_info(self._container)
+            self._stream = self._container.streams.video[0]
+            self._stream.codec_context.thread_count = 1  # parallelism comes from data-loader workers
+            self._tb = float(self._stream.time_base)
+            self._use_dts = False
+            self._t0 = self._first_timestamp()
+        except VideoError:
+            self._container.close()
+            raise
+        except av.error.FFmpegError as exc:
+            self._container.close()
+            raise VideoError(f"cannot be read ({exc})") from None
+
+    def _first_timestamp(self) -> float:
+        """Seconds of the first shown frame: the smallest pts of the first packets, not before the stream start.
+
+        When the codec reorders frames (B-frames) but the first packets' pts rise in decode order, the container
+        stored decode-order times: index frames by decode timestamps instead.
+        """
+        start = self._stream.start_time
+        start_s = float(start * self._stream.time_base) if start is not None else None
+        pts = []
+        packets = self._container.demux(self._stream)
+        try:
+            for count, packet in enumerate(packets):
+                if packet.pts is not None:
+                    pts.append(packet.pts)
+                if count >= 16:
+                    break
+        finally:
+            packets.close()
+        if self._stream.codec_context.has_b_frames and len(pts) >= 8 and all(a < b for a, b in zip(pts, pts[1:])):
+            return self._switch_to_dts()
+        if not pts:
+            return start_s or 0.0
+        smallest = float(min(pts) * self._stream.time_base)
+        return smallest if start_s is None else max(smallest, start_s)
+
+    def close(self) -> None:
+        self._container.close()
+
+    def _switch_to_dts(self) -> float:
+        """Index frames by decode timestamps from now on, counted from the first output frame's; returns that time."""
+        self._container.seek(0, backward=True, any_frame=False, stream=self._stream)
+        for frame in self._container.decode(self._stream):
+            if frame.dts is None:
+                raise VideoError("has frame timestamps out of order and no decode timestamps")
+            self._t0 = float(frame.dts * self._tb)
+            self._use_dts = True
+            return self._t0
+        raise VideoError("holds no decodable frame")
+
+    def _frames(self, seek_s: float):
+        """(index, frame) for the frames decoded after seeking to the keyframe at or before ``seek_s`` seconds."""
+        target = int(math.floor((max(seek_s, 0.0) + self._t0) / self._tb))
+        self._container.seek(target, backward=True, any_frame=False, stream=self._stream)
+        previous = None
+        index = None
+        for frame in self._container.decode(self._stream):
+            ts = frame.dts if self._use_dts else frame.pts
+            if ts is not None:
+                if not self._use_dts:
+                    if previous is not None and ts < previous:
+                        raise _DisorderedTimestamps
+                    previous = ts
+                index = int(round((ts * self._tb - self._t0) * self.info.fps))
+            elif self._use_dts and index is not None:
+                index += 1  # frames flushed at the end of the file have no decode timestamp
+            else:
+                continue
+            yield index, frame
+
+    def decode(self, wanted: list[int], height: int, width: int):
+        """Frames ``wanted`` (sorted, unique) -> ({index: RGB array}, the last frame before ``wanted[0]`` or None).
+
+        One seek to the keyframe before ``wanted[0]``; if that lands after it (a demuxer that seeks on decode
+        timestamps), seek again further back.
+        """
+        first, last, want = wanted[0], wanted[-1], set(wanted)
+        back = 0.0
+        while True:
+            seek_s = first / self.info.fps - back
+            got: dict[int, np.ndarray] = {}
+            before = None
+            first_seen = None
+            latest = None  # (index, frame) of the last frame decoded at or after ``first``
+            ended = False  # decoding went past ``last`` or found every wanted frame (not the end of the file)
+            error = None
+            try:
+                for i, frame in self._frames(seek_s):
+                    if first_seen is None:
+                        first_seen = i
+                    if i < first:
+                        before = frame
+                        continue
+                    if i > last:
+                        ended = True
+                        break
+                    latest = (i, frame)
+                    if i in want and i not in got:
+                        got[i] = frame.to_ndarray(format="rgb24", width=width, height=height)
+                        if len(got) == len(want):
+                            ended = True
+                            break
+            except _DisorderedTimestamps:
+                self._switch_to_dts()
+                continue
+            except av.error.FFmpegError as exc:
+                error = exc
+            landed_late = first_seen is None or first_seen > first
+            if landed_late and error is None and seek_s > 0:
+                back = max(2 * back, 1.0)
+                continue
+            if error is not None and not got and before is None:
+                raise VideoError(f"cannot be decoded near frame {first} ({error})")
+            if not ended and latest is not None and latest[0] not in got:
+                # The file ended before ``last``: its last frame stands in for the wanted ones after it.
+                got[latest[0]] = latest[1].to_ndarray(format="rgb24", width=width, height=height)
+            if before is not None:
+                before = before.to_ndarray(format="rgb24", width=width, height=height) if not got else None
+            return got, before
+
+    def last_decodable_index(self) -> int:
+        """Index of the last frame that decodes (seeking two seconds before the promised end)."""
+        seek_s = (self.info.num_frames - 1) / self.info.fps - 2.0
+        while True:
+            found = -1
+            try:
+                for i, _ in self._frames(seek_s):
+                    found = max(found, i)
+            except _DisorderedTimestamps:
+                self._switch_to_dts()
+                continue
+            except av.error.FFmpegError:
+                pass
+            return found
+
+
+_TORCHCODEC_MISPLACES = (".avi",)
+"""Containers that torchcodec (0.14, exact mode) indexes wrongly when they hold B-frames: its frames come one or two
+early (measured with H.264 and MPEG-4 Part 2 in AVI). The torchcodec backend reads these files with PyAV."""
+
+
+class _TorchCodecSource:
+    """A kept-open torchcodec decoder (exact seek mode: frame ``i`` is the ``i``-th shown frame).
+
+    For files with a constant frame rate this is PyAV's index (time x fps); for variable-rate files the two can differ.
+    """
+
+    def __init__(self, path: Path, size: Size):
+        from torchcodec.decoders import VideoDecoder
+        from torchcodec.transforms import Resize
+
+        # The header values come from PyAV by the rules of probe(), so that both backends agree on them.
+        container = _open(path)
+        try:
+            self.info = _stream_info(container)
+        finally:
+            container.close()
+        self.height, self.width = output_size(self.info.height, self.info.width, size)
+        resize = None if size is None else [Resize((self.height, self.width))]  # inside FFmpeg's filter graph
+        try:
+            decoder = VideoDecoder(str(path), seek_mode="exact", dimension_order="NHWC", num_ffmpeg_threads=1,
+                                   device="cpu", transforms=resize)
+        except Exception as exc:  # torchcodec raises RuntimeError/ValueError for unreadable files
+            raise VideoError(f"cannot be opened by torchcodec ({_first_line(exc)})") from None
+        self._decoder = decoder
+        self._count = int(decoder.metadata.num_frames_from_content or 0)  # frames in the file's index (scanned)
+
+    def close(self) -> None:
+        self._decoder = None
+
+    def decode(self, wanted: list[int], height: int, width: int):
+        present = [i for i in wanted if i < self._count]
+        try:
+            if present:
+                # One frame at a time, in order: torchcodec then decodes on from the previous frame without seeking
+                # (its batch call, get_frames_at, measured about 4x slower on files with distant keyframes).
+                return {i: self._decoder.get_frame_at(i).data.numpy() for i in present}, None
+            if self._count == 0:
+                raise VideoError("holds no decodable frame")
+            return {}, self._decoder.get_frame_at(self._count - 1).data.numpy()
+        except VideoError:
+            raise
+        except Exception as exc:
+            raise VideoError(f"cannot be decoded near frame {wanted[0]} ({_first_line(exc)})") from None
 
 
 class VideoReader:
     """One open video file; read any number of windows or frame sets from it, one seek each.
 
-    ``size`` is the output frame size (see :data:`Size`). Use as a context manager or call :meth:`close`.
+    ``size`` is the output frame size (see :data:`Size`); ``backend`` is ``"pyav"`` or ``"torchcodec"`` (AVI files are
+    always read with PyAV, see ``_TORCHCODEC_MISPLACES``). Use as a context manager or call :meth:`close`. Raises
+    :class:`VideoError` for a broken file and :class:`UserError` for a backend that cannot load.
     """
 
-    def __init__(self, path: str | os.PathLike, size: Size = None):
+    def __init__(self, path: str | os.PathLike, size: Size = None, backend: str = "pyav"):
+        reason = backend_error(backend)
+        if reason is not None:
+            raise UserError(f"video backend {backend!r} cannot be used here: {reason}; use backend 'pyav'.")
         self.path = Path(path)
-        self._container = _open(self.path)
-        try:
-            self.info = _stream_info(self._container)
-        except VideoError:
-            self._container.close()
-            raise
-        self._stream = self._container.streams.video[0]
-        self._tb = float(self._stream.time_base)
-        self._t0 = float(self._stream.start_time * self._stream.time_base) if self._stream.start_time else 0.0
-        self.height, self.width = output_size(self.info.height, self.info.width, size)
+        if self.path.suffix.lower() in _TORCHCODEC_MISPLACES:
+            backend = "pyav"
+        self.backend = backend  # the decoder actually used
+        if backend == "pyav":
+            self._source = _PyAVSource(self.path)
+            self.height, self.width = output_size(self._source.info.height, self._source.info.width, size)
+        else:
+            self._source = _TorchCodecSource(self.path, size)
+            self.height, self.width = self._source.height, self._source.width
+        self.info: VideoInfo = self._source.info
 
     def __enter__(self) -> "VideoReader":
         return self
@@ -128,52 +392,33 @@ class VideoReader:
         self.close()
 
     def close(self) -> None:
-        self._container.close()
-
-    def _index_of(self, frame) -> int:
-        t = (frame.pts * self._tb if frame.pts is not None else frame.time) - self._t0
-        return int(round(t * self.info.fps))
+        self._source.close()
 
     def read_frames(self, indices: Sequence[int]) -> np.ndarray:
-        """Frames at the given indices (any order, repeats allowed) as uint8 (len, H, W, 3) RGB."""
-        indices = np.asarray(indices, dtype=np.int64)
-        wanted = sorted(set(int(i) for i in indices))
-        first, last = wanted[0], wanted[-1]
-        target = int((first / self.info.fps + self._t0) / self._tb)
-        got: dict[int, np.ndarray] = {}
-        previous = None  # the last frame decoded before reaching ``first``: stands in if the file is short
-        try:
-            self._container.seek(max(target, 0), backward=True, any_frame=False, stream=self._stream)
-            for frame in self._container.decode(self._stream):
-                i = self._index_of(frame)
-                if i > last:
-                    break
-                if i in wanted or i < first:
-                    # Convert (and resize, inside FFmpeg) only frames that are needed.
-                    if i >= first or previous is None or i == first - 1:
-                        rgb = frame.to_ndarray(format="rgb24", width=self.width, height=self.height)
-                        if i >= first:
-                            got[i] = rgb
-                        else:
-                            previous = rgb
-                if len(got) == len(wanted):
-                    break
-        except av.error.FFmpegError as exc:
-            if not got and previous is None:
-                raise VideoError(f"cannot be decoded near frame {first} ({exc})") from None
-        if not got:
-            if previous is None:
-                raise VideoError(f"holds no decodable frame at or after index {first}")
-            got[first] = previous
-        # Fill frames the file did not deliver (past its true end) with the nearest earlier decoded frame.
-        have = sorted(got)
+        """Frames at the given indices (any order, repeats allowed) as uint8 (len, H, W, 3) RGB.
+
+        An index past the file's last decodable frame gives that last frame.
+        """
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         out = np.empty((len(indices), self.height, self.width, 3), dtype=np.uint8)
-        for k, i in enumerate(indices):
-            j = int(i)
-            if j not in got:
-                pos = np.searchsorted(have, j, side="right") - 1
-                j = have[max(pos, 0)]
-            out[k] = got[j]
+        if len(indices) == 0:
+            return out
+        if indices.min() < 0:
+            raise ValueError(f"frame indices must be >= 0, got {int(indices.min())}")
+        wanted = sorted(set(indices.tolist()))
+        got, before = self._source.decode(wanted, self.height, self.width)
+        if not got:
+            if before is None:
+                raise VideoError(f"holds no decodable frame at or after index {wanted[0]}")
+            got = {wanted[0]: before}
+        have = sorted(got)
+        for k, i in enumerate(indices.tolist()):
+            frame = got.get(i)
+            if frame is None:
+                # Not delivered (past the file's true end, or a gap in timestamps): the nearest earlier frame.
+                pos = int(np.searchsorted(have, i, side="right")) - 1
+                frame = got[have[pos]] if pos >= 0 else (before if before is not None else got[have[0]])
+            out[k] = frame
         return out
 
     def read_window(self, start_s: float, end_s: float, n: int) -> np.ndarray:
@@ -186,52 +431,49 @@ def probe(path: str | os.PathLike, verify: bool = True) -> VideoInfo:
 
     With ``verify`` the first frame and the frames near the promised end are decoded too, so that truncated or
     undecodable files are found here (raising :class:`VideoError` with the reason) rather than in a long run. A file
-    may fall short of its header by up to half a second of frames (rounding in containers); more is truncation.
+    may fall short of its header by up to :data:`TRUNCATION_SLACK_S` seconds of frames; more is truncation.
     """
-    with VideoReader(path) as reader:
-        if verify:
-            reader.read_frames([0])
-            last = reader.info.num_frames - 1
-            reached = _last_decodable_index(reader, last)
-            if reached < last - max(1, int(0.5 * reader.info.fps)):
-                raise VideoError(
-                    f"is truncated: its header promises {reader.info.num_frames} frames but decoding stops "
-                    f"at frame {reached}"
-                )
-        return reader.info
-
-
-def _last_decodable_index(reader: VideoReader, last: int) -> int:
-    """Index of the last frame that actually decodes at or before ``last`` (seeking near the end)."""
-    target = int(((max(last - 2 * reader.info.fps, 0)) / reader.info.fps + reader._t0) / reader._tb)
-    found = -1
+    source = _PyAVSource(Path(path))
     try:
-        reader._container.seek(max(target, 0), backward=True, any_frame=False, stream=reader._stream)
-        for frame in reader._container.decode(reader._stream):
-            found = reader._index_of(frame)
-            if found >= last:
-                break
-    except av.error.FFmpegError:
-        pass
-    return found
+        if verify:
+            got, _ = source.decode([0], source.info.height, source.info.width)
+            if 0 not in got:
+                raise VideoError("its first frame does not decode")
+            reached = source.last_decodable_index()
+            check_truncation(source.info.num_frames, reached + 1, source.info.fps)
+        return source.info
+    finally:
+        source.close()
 
 
-def read_clip(path: str | os.PathLike, start_s: float, end_s: float, n: int, size: Size = None) -> np.ndarray:
+def check_truncation(promised: int, decoded: int, fps: float) -> None:
+    """Raise :class:`VideoError` when ``decoded`` frames fall short of the ``promised`` count by more than the slack."""
+    if decoded < promised - max(1, int(TRUNCATION_SLACK_S * fps)):
+        raise VideoError(
+            f"is truncated: its header promises {promised} frames but only {max(decoded, 0)} decode"
+        )
+
+
+def read_clip(
+    path: str | os.PathLike, start_s: float, end_s: float, n: int, size: Size = None, backend: str = "pyav"
+) -> np.ndarray:
     """Open, read one window, close: the simple path (a :class:`VideoReader` is faster for several windows)."""
-    with VideoReader(path, size) as reader:
+    with VideoReader(path, size, backend=backend) as reader:
         return reader.read_window(start_s, end_s, n)
 
 
 def write_video(
     path: str | os.PathLike,
     frames: Iterable[np.ndarray],
-    fps: float,
+    fps: float | Fraction,
     keyframe_interval_s: float | None = 1.0,
     crf: int = 18,
 ) -> None:
     """Write uint8 RGB frames (each H x W x 3, even H and W) as an H.264 mp4, atomically.
 
-    ``keyframe_interval_s`` puts a keyframe every so many seconds (fast random access); ``None`` leaves x264's default.
+    ``fps`` may be a Fraction (``Fraction(30000, 1001)``); a float is matched to a fraction with denominator <= 1001.
+    ``keyframe_interval_s`` puts a keyframe every so many seconds (fast random access); ``None`` leaves x264's default
+    (at most 250 frames apart, plus scene cuts).
     """
     rate = Fraction(fps).limit_denominator(1001)
     with atomic_path(path) as tmp:
@@ -244,7 +486,7 @@ def write_video(
                     stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
                     opts = {"crf": str(crf), "preset": "veryfast"}
                     if keyframe_interval_s is not None:
-                        g = max(1, int(round(keyframe_interval_s * fps)))
+                        g = max(1, int(round(keyframe_interval_s * float(rate))))
                         opts["x264-params"] = f"keyint={g}:min-keyint={g}:scenecut=0"
                     stream.options = opts
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")

@@ -1,0 +1,145 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hico_bench.errors import UserError
+from hico_bench.models.backbones import build_backbone
+from hico_bench.models.heads import (
+    ClassifierModel,
+    PretrainModel,
+    ProjectionMLP,
+    TopicalPredictor,
+    identify_backbone,
+    load_backbone_state,
+)
+
+
+def test_projection_mlp_layers_and_normalisation():
+    torch.manual_seed(0)
+    mlp = ProjectionMLP(16, mid_dim=32, out_dim=8)
+    assert mlp.bn1.eps == 1e-3 and mlp.bn2.eps == 1e-3
+    x = torch.randn(6, 16)
+    out = mlp(x)
+    assert out.shape == (6, 8)
+    torch.testing.assert_close(out.norm(dim=1), torch.ones(6))
+    # the same layers in the spec's order, by hand, with batch statistics (train mode)
+    h = x @ mlp.linear1.weight.T + mlp.linear1.bias
+    h = F.relu((h - h.mean(0)) / torch.sqrt(h.var(0, unbiased=False) + 1e-3))
+    h = h @ mlp.linear2.weight.T + mlp.linear2.bias
+    h = F.relu((h - h.mean(0)) / torch.sqrt(h.var(0, unbiased=False) + 1e-3))
+    h = h @ mlp.linear3.weight.T + mlp.linear3.bias
+    torch.testing.assert_close(out, h / h.norm(dim=1, keepdim=True))
+
+
+def naive_pair_logits(phi: TopicalPredictor, t: torch.Tensor) -> torch.Tensor:
+    net = lambda v: phi.fc2(F.relu(phi.fc1(v)))  # noqa: E731
+    n = t.shape[0]
+    rows = []
+    for a in range(n):
+        row = []
+        for b in range(n):
+            row.append(torch.cat([net(torch.cat([t[a], t[b]])), net(torch.cat([t[b], t[a]]))]))
+        rows.append(torch.stack(row))
+    return torch.stack(rows)
+
+
+def test_topical_predictor_matches_the_concat_loop_values_and_gradients():
+    torch.manual_seed(1)
+    phi = TopicalPredictor(dim=8, hidden=16).double()
+    t = F.normalize(torch.randn(5, 8, dtype=torch.float64), dim=1).requires_grad_()
+    fast = phi(t)
+    slow = naive_pair_logits(phi, t)
+    assert fast.shape == (5, 5, 2)
+    torch.testing.assert_close(fast, slow)
+    weights = torch.randn_like(fast)
+    params = [t, *phi.parameters()]
+    g_fast = torch.autograd.grad((fast * weights).sum(), params)
+    g_slow = torch.autograd.grad((slow * weights).sum(), params)
+    for a, b in zip(g_fast, g_slow):
+        torch.testing.assert_close(a, b)
+
+
+def test_topical_predictor_channels_are_the_two_concatenation_orders():
+    torch.manual_seed(2)
+    phi = TopicalPredictor(dim=4, hidden=8)
+    logits = phi(torch.randn(3, 4))
+    torch.testing.assert_close(logits[..., 1], logits[..., 0].T)
+
+
+class RecordingBackbone(nn.Module):
+    """Returns the per-clip mean over (T, H, W) of each channel, tiled, and records its input."""
+
+    out_dim = 6
+
+    def forward(self, x):
+        self.seen = x
+        return x.mean(dim=(2, 3, 4)).repeat(1, 2)
+
+
+def test_pretrain_model_keeps_clips_of_a_video_contiguous():
+    torch.manual_seed(3)
+    backbone = RecordingBackbone()
+    model = PretrainModel(backbone, num_clips=3, topical=True, mid_dim=16, out_dim=8)
+    clips = torch.randn(4, 3, 3, 2, 4, 4)
+    out = model(clips)
+    assert torch.equal(backbone.seen[7], clips[2, 1])  # row 7 = video 2, clip 1
+    assert out["z"].shape == (12, 8) and out["t"].shape == (12, 8)
+    assert out["tcl_logits"].shape == (12, 12, 2)
+    torch.testing.assert_close(out["tcl_logits"], model.phi(out["t"]))
+    assert not torch.allclose(out["z"], out["t"])  # g and h have separate weights
+
+
+def test_pretrain_model_without_topical_heads():
+    model = PretrainModel(build_backbone("tiny", out_dim=16), num_clips=2, topical=False, mid_dim=32, out_dim=8)
+    out = model(torch.randn(3, 2, 3, 4, 16, 16))
+    assert out["z"].shape == (6, 8) and out["t"] is None and out["tcl_logits"] is None
+    assert model.h is None and model.phi is None
+    with pytest.raises(ValueError, match=r"\(B, 2, C, T, H, W\)"):
+        model(torch.randn(3, 3, 3, 4, 16, 16))
+
+
+def test_classifier_head_is_the_only_param_named_head():
+    model = ClassifierModel(build_backbone("tiny", out_dim=16), num_classes=5, dropout=0.5)
+    assert [n for n, _ in model.named_parameters() if "head" in n] == ["head.weight", "head.bias"]
+    assert model(torch.randn(2, 3, 4, 16, 16)).shape == (2, 5)
+    assert model.dropout.p == 0.5
+
+
+def test_load_backbone_state_keeps_only_backbone_weights():
+    torch.manual_seed(4)
+    pre = PretrainModel(build_backbone("tiny", out_dim=16), 3, True, mid_dim=32, out_dim=8)
+    state = {f"module.{k}": v for k, v in pre.state_dict().items()}  # as saved from DDP
+    clf = ClassifierModel(build_backbone("tiny", out_dim=16), num_classes=4)
+    head_before = clf.head.weight.clone()
+    load_backbone_state(clf, state)
+    for key, value in pre.backbone.state_dict().items():
+        assert torch.equal(clf.backbone.state_dict()[key], value)
+    assert torch.equal(clf.head.weight, head_before)
+    bare = build_backbone("tiny", out_dim=16)
+    assert load_backbone_state(bare, pre.state_dict()) is bare
+
+
+def test_load_backbone_state_names_both_backbones_on_mismatch():
+    with torch.device("meta"):
+        s3dg = build_backbone("s3dg")
+    state = {f"backbone.{k}": v for k, v in s3dg.state_dict().items()}
+    clf = ClassifierModel(build_backbone("tiny"), num_classes=3)
+    with pytest.raises(UserError, match=r"ckpt\.pyth holds a s3dg backbone .* configured tiny backbone"):
+        load_backbone_state(clf, state, source="ckpt.pyth")
+
+
+def test_load_backbone_state_rejects_a_different_width_and_no_backbone():
+    wide = PretrainModel(build_backbone("tiny", out_dim=32), 2, False, mid_dim=8, out_dim=4).state_dict()
+    with pytest.raises(UserError, match=r"holds a tiny backbone .* configured tiny backbone .* mis-shaped"):
+        load_backbone_state(build_backbone("tiny", out_dim=16), wide)
+    with pytest.raises(UserError, match=r"holds no 'backbone\.\*' weights"):
+        load_backbone_state(build_backbone("tiny"), {"head.weight": torch.zeros(1)}, source="x.pt")
+
+
+def test_identify_backbone_from_tensor_names():
+    with torch.device("meta"):
+        names = {n: build_backbone(n).state_dict() for n in ("r2plus1d10", "r2plus1d18", "r3d18")}
+    for name, state in names.items():
+        assert identify_backbone(state) == name
+    assert identify_backbone({"foo": torch.zeros(1)}) is None

@@ -1,0 +1,111 @@
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from torch import nn
+
+from hico_bench.errors import UserError
+from hico_bench.losses import vcl_loss
+from hico_bench.train import distributed as D
+
+WORLD = 2
+VIDEOS, CLIPS, IN_DIM, OUT_DIM = 4, 3, 5, 8
+
+
+def global_batch():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(VIDEOS * CLIPS, IN_DIM, generator=g, dtype=torch.float64)
+    layer = nn.Linear(IN_DIM, OUT_DIM).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(OUT_DIM, IN_DIM, generator=g))
+        layer.bias.copy_(torch.randn(OUT_DIM, generator=g))
+    return x, layer
+
+
+def worker(rank, port, out_dir):
+    import os
+
+    torch.set_num_threads(1)
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    info = D.setup_from_env()
+    try:
+        x, layer = global_batch()
+        rows = slice(rank * len(x) // WORLD, (rank + 1) * len(x) // WORLD)
+        z_local = F.normalize(layer(x[rows]), dim=1)
+        z_local.retain_grad()
+        z = D.gather_with_grad(z_local)
+        loss = vcl_loss(z, CLIPS)
+        (loss * D.world_size()).backward()  # the trainer's scaling (spec section 6)
+        grads = [p.grad.clone() for p in layer.parameters()]
+        for g in grads:  # what DDP does: average over processes
+            torch.distributed.all_reduce(g)
+            g /= D.world_size()
+        try:
+            D.gather_with_grad(torch.zeros(rank + 1, 2))
+            uneven = "no error"
+        except ValueError as err:
+            uneven = str(err)
+        torch.save(dict(uneven=uneven, info=(info.rank, info.world_size, info.local_rank, str(info.device)),
+                        me=(D.rank(), D.world_size(), D.is_main()), z=z.detach(), loss=loss.detach(),
+                        z_grad=z_local.grad / D.world_size(), grads=grads,
+                        mean=D.all_reduce_mean(torch.tensor(float(rank))),
+                        objects=D.all_gather_object({"rank": rank})), f"{out_dir}/rank{rank}.pt")
+    finally:
+        D.cleanup()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_give_the_single_process_loss_and_gradient(tmp_path):
+    mp.spawn(worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    x, layer = global_batch()
+    z_full = F.normalize(layer(x), dim=1)
+    z_full.retain_grad()
+    loss = vcl_loss(z_full, CLIPS)
+    loss.backward()
+    for rank in range(WORLD):
+        got = torch.load(tmp_path / f"rank{rank}.pt")
+        assert got["info"] == (rank, WORLD, rank, "cpu")
+        assert got["me"] == (rank, WORLD, rank == 0)
+        rows = slice(rank * len(x) // WORLD, (rank + 1) * len(x) // WORLD)
+        torch.testing.assert_close(got["z"], z_full.detach())
+        torch.testing.assert_close(got["loss"], loss.detach())
+        torch.testing.assert_close(got["z_grad"], z_full.grad[rows])
+        for g, p in zip(got["grads"], layer.parameters()):
+            torch.testing.assert_close(g, p.grad)
+        assert got["mean"].item() == pytest.approx(0.5)
+        assert got["objects"] == [{"rank": 0}, {"rank": 1}]
+        assert got["uneven"] == "gather_with_grad needs the same shape on every rank, got [[1, 2], [2, 2]]"
+
+
+def test_single_process_helpers_are_identities(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    info = D.setup_from_env()
+    assert (info.rank, info.world_size, info.local_rank) == (0, 1, 0)
+    assert not D.is_initialized()
+    x = torch.randn(3, 2, requires_grad=True)
+    assert D.gather_with_grad(x) is x
+    assert D.all_reduce_mean(x) is x
+    assert D.all_gather_object("a") == ["a"]
+    assert (D.world_size(), D.rank(), D.is_main()) == (1, 0, True)
+    D.cleanup()
+
+
+def test_setup_needs_torchrun_variables(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    with pytest.raises(UserError, match="MASTER_ADDR is not set"):
+        D.setup_from_env()
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(UserError, match="WORLD_SIZE='two' is not an integer"):
+        D.setup_from_env()

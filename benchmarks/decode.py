@@ -1,0 +1,201 @@
+"""Clip decoding throughput: open-per-clip vs kept-open, raw vs prepared files, PyAV (and torchcodec when it loads).
+
+Writes synthetic videos like raw downloads (default: 60 s, 30 fps, 256x340, x264's default keyframe interval of up to
+250 frames), prepares copies with ``hico_bench.data.prepare`` (short side 128, a keyframe every second), then reads the
+same random HiCo-style windows (16 frames over 2.133 s, three windows per video as the HiCo sampler draws them:
+v_i, v_j within +-1 s of v_i, v_k anywhere) from every configuration, resized to ``--size`` inside FFmpeg.
+
+Every configuration is measured in each of ``--rounds`` interleaved rounds (so that load from other processes hits
+all of them alike); the table gives the median clips/s over rounds and the ratio to the baseline (PyAV, open per clip,
+raw files). Run: ``python benchmarks/decode.py`` (about 1.5 minutes on one core), ``--help`` for the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hico_bench.data.prepare import prepare_videos
+from hico_bench.data.video import VideoReader, backend_error, probe, write_video
+
+CLIP_S = 16 * 4 / 30  # HiCo: NUM_INPUT_FRAMES * SAMPLING_RATE / TARGET_FPS
+CLIP_FRAMES = 16
+MAX_DIS_S = 1.0  # HiCo's delta_max
+
+
+def synthetic_frames(seconds: float, fps: float, height: int, width: int, seed: int):
+    """A panning textured scene with a moving square: P-frames cost something to decode, as in real footage."""
+    rng = np.random.default_rng(seed)
+    th, tw = 2 * height, 2 * width
+    noise = rng.normal(size=(th // 8, tw // 8, 3))
+    texture = np.kron(noise, np.ones((8, 8, 1)))  # blocky texture ...
+    texture = (texture + np.roll(texture, 4, 0) + np.roll(texture, 4, 1) + np.roll(texture, (4, 4), (0, 1))) / 4
+    texture = np.clip(128 + 40 * texture + rng.normal(scale=6, size=(th, tw, 3)), 0, 255).astype(np.uint8)
+    ys, xs = np.arange(height), np.arange(width)
+    for i in range(int(round(seconds * fps))):
+        oy, ox = int(1.3 * i) % th, int(2.1 * i) % tw
+        frame = texture[np.ix_((ys + oy) % th, (xs + ox) % tw)]
+        cy = int((height - 40) * (0.5 + 0.5 * np.sin(i / 20)))
+        cx = int((width - 40) * (0.5 + 0.5 * np.cos(i / 27)))
+        frame[cy:cy + 40, cx:cx + 40] = (240, 60, 60)
+        yield frame
+
+
+def hico_windows(duration: float, rng: np.random.Generator) -> list[tuple[float, float]]:
+    """Three windows as method.md section 3 draws them with delta_max = 1 s and TCL on: [v_i, v_j, v_k]."""
+
+    def random_center(a: float, b: float) -> float:
+        return a if b < a else float(rng.uniform(a, b))
+
+    lo, hi = CLIP_S, duration - CLIP_S
+    c_i = random_center(lo, hi)
+    c_j = random_center(max(c_i - MAX_DIS_S, lo), min(c_i + MAX_DIS_S, hi))
+    c_k = random_center(lo, hi)
+    return [(max(c - CLIP_S / 2, 0.0), min(c + CLIP_S / 2, duration)) for c in (c_i, c_j, c_k)]
+
+
+def make_jobs(paths: list[Path], groups: int, seed: int) -> list[tuple[int, list[tuple[float, float]]]]:
+    """``groups`` x (video number, its three windows), the same for every configuration."""
+    rng = np.random.default_rng(seed)
+    durations = [probe(p, verify=False).duration for p in paths]
+    jobs = []
+    for _ in range(groups):
+        v = int(rng.integers(len(paths)))
+        jobs.append((v, hico_windows(durations[v], rng)))
+    return jobs
+
+
+def run_config(paths: list[Path], jobs, kept_open: bool, backend: str, size: int) -> float:
+    """Read every window of ``jobs``; returns clips per second."""
+    clips = 0
+    start = time.perf_counter()
+    for v, windows in jobs:
+        if kept_open:
+            with VideoReader(paths[v], size, backend=backend) as reader:
+                for s, e in windows:
+                    clip = reader.read_window(s, e, CLIP_FRAMES)
+                    clips += 1
+        else:
+            for s, e in windows:
+                with VideoReader(paths[v], size, backend=backend) as reader:
+                    clip = reader.read_window(s, e, CLIP_FRAMES)
+                clips += 1
+        assert clip.shape[0] == CLIP_FRAMES and min(clip.shape[1:3]) == size
+    return clips / (time.perf_counter() - start)
+
+
+def keyframe_spacing_s(path: Path) -> float:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        keys = sorted(float(p.pts * stream.time_base) for p in container.demux(stream) if p.is_keyframe)
+    return float(np.mean(np.diff(keys))) if len(keys) > 1 else float("nan")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--videos", type=int, default=2, help="number of synthetic videos (default 2)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of each video (default 60)")
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--height", type=int, default=256)
+    parser.add_argument("--width", type=int, default=340)
+    parser.add_argument("--short-side", type=int, default=128, help="short side of the prepared copies (default 128)")
+    parser.add_argument("--keyframe-s", type=float, default=1.0, help="keyframe interval of the prepared copies")
+    parser.add_argument("--size", type=int, default=112, help="short side of the decoded clips (default 112)")
+    parser.add_argument("--groups", type=int, default=20, help="videos opened per configuration and round "
+                        "(3 windows each; default 20 = 60 clips)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where to write the videos (kept and reused between runs); default a temporary folder")
+    parser.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU core")
+    parser.add_argument("--no-torchcodec", action="store_true", help="skip torchcodec even when it loads")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    tmp = None
+    if args.workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="hico_decode_")
+        workdir = Path(tmp.name)
+    else:
+        workdir = args.workdir
+    tag = f"{args.seconds:g}s_{args.fps:g}fps_{args.height}x{args.width}"
+    raw = [workdir / "raw" / f"video{i}_{tag}.mp4" for i in range(args.videos)]
+
+    t = time.perf_counter()
+    for i, path in enumerate(raw):
+        if not path.exists():
+            frames = synthetic_frames(args.seconds, args.fps, args.height, args.width, seed=args.seed + i)
+            write_video(path, frames, args.fps, keyframe_interval_s=None, crf=23)
+    t_write = time.perf_counter() - t
+
+    prepared_dir = workdir / f"prepared_{args.short_side}_{args.keyframe_s:g}s"
+    t = time.perf_counter()
+    summary = prepare_videos(
+        [(p, p.name) for p in raw], prepared_dir, short_side=args.short_side, keyframe_interval_s=args.keyframe_s,
+        workers=1, progress=False,
+    )
+    t_prepare = time.perf_counter() - t
+    if summary.failed:
+        sys.exit(f"preparing failed, see {summary.quarantine_path}")
+    prepared = [prepared_dir / p.name for p in raw]
+
+    info_raw, info_prep = probe(raw[0]), probe(prepared[0])
+    print(f"videos: {args.videos} x {args.seconds:g} s at {args.fps:g} fps; "
+          f"raw {info_raw.height}x{info_raw.width}, keyframe every {keyframe_spacing_s(raw[0]):.1f} s, "
+          f"{raw[0].stat().st_size * 8 / args.seconds / 1e3:.0f} kbit/s; "
+          f"prepared {info_prep.height}x{info_prep.width}, keyframe every {keyframe_spacing_s(prepared[0]):.1f} s, "
+          f"{prepared[0].stat().st_size * 8 / args.seconds / 1e3:.0f} kbit/s")
+    print(f"writing took {t_write:.1f} s (0 if reused); preparing {summary.encoded} video(s) took {t_prepare:.1f} s "
+          f"({summary.encoded * args.seconds / max(t_prepare, 1e-9):.0f} s of video per second, one process)")
+    print(f"clips: {CLIP_FRAMES} frames over {CLIP_S:.3f} s, decoded at short side {args.size}; "
+          f"{args.groups} videos x 3 windows per configuration and round, {args.rounds} rounds; "
+          f"CPU affinity {sorted(os.sched_getaffinity(0))}")
+
+    backends = ["pyav"]
+    reason = backend_error("torchcodec")
+    if args.no_torchcodec:
+        reason = "skipped (--no-torchcodec)"
+    if reason is None:
+        backends.append("torchcodec")
+    configs = []
+    for files_name, files in (("raw", raw), ("prepared", prepared)):
+        for backend in backends:
+            for kept_open in (False, True):
+                configs.append((files_name, files, backend, kept_open))
+
+    jobs = make_jobs(raw, args.groups * args.rounds, args.seed)
+    rates: dict[tuple, list[float]] = {c[:1] + c[2:]: [] for c in configs}
+    for r in range(args.rounds):
+        round_jobs = jobs[r * args.groups:(r + 1) * args.groups]
+        for files_name, files, backend, kept_open in configs:
+            # a warm-up read, so that no configuration pays for first-use costs (imports, page cache)
+            run_config(files, round_jobs[:1], kept_open, backend, args.size)
+            rates[(files_name, backend, kept_open)].append(run_config(files, round_jobs, kept_open, backend, args.size))
+
+    base = statistics.median(rates[("raw", "pyav", False)])
+    print()
+    print("| files | decoder | container | clips/s (median) | min-max over rounds | vs baseline |")
+    print("|---|---|---|---|---|---|")
+    for (files_name, backend, kept_open), values in rates.items():
+        med = statistics.median(values)
+        how = "kept open, 3 windows per open" if kept_open else "open per clip"
+        print(f"| {files_name} | {backend} | {how} | {med:.0f} | {min(values):.0f}-{max(values):.0f} | "
+              f"{med / base:.2f}x |")
+    if reason is not None:
+        print(f"\ntorchcodec not measured: {reason}")
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -25,6 +25,7 @@ def load_backbone(checkpoint: str | os.PathLike | None, model: dict[str, Any], s
     A checkpoint of another backbone than the config's is an error naming both.
     """
     from hico_bench.models.backbones import build_backbone
+    from hico_bench.models.heads import load_backbone_state
     from hico_bench.train.checkpoint import load_checkpoint
 
     torch.manual_seed(seed)
@@ -39,10 +40,7 @@ def load_backbone(checkpoint: str | os.PathLike | None, model: dict[str, Any], s
             f"{state.get('backbone_kwargs') or ''}but the config asks for {model['backbone']!r} "
             f"{model.get('backbone_kwargs') or ''}; set model.backbone to match."
         )
-    try:
-        backbone.load_state_dict(state["backbone"])
-    except RuntimeError as exc:
-        raise UserError(f"checkpoint {checkpoint} does not fit the {model['backbone']!r} backbone: {exc}") from None
+    load_backbone_state(backbone, state["model"], source=f"checkpoint {checkpoint}", expected=model["backbone"])
     return backbone
 
 

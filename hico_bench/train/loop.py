@@ -98,6 +98,8 @@ def resolve_settings(settings: dict[str, Any]) -> dict[str, Any]:
         raise UserError(f"num_clips must be 2 (SimCLR / VCL) or 3 (HiCo), not {s['num_clips']}.")
     if s["topical"] and s["num_clips"] < 3:
         raise UserError("topical: true needs num_clips: 3 (v_i, v_j and the topical clip v_k).")
+    if s["topical"] and s["batch_videos"] < 2:
+        raise UserError("topical: true needs batch_videos >= 2 per process: TCL needs clips of other videos.")
     return s
 
 
@@ -267,16 +269,18 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
                         bar.set_postfix(loss=f"{record['loss']:.3f}", clips_s=f"{clips_per_s:.0f}")
                         bar.update(1)
                 t_ready = time.perf_counter()
-            if dist.is_main() and ((epoch + 1) % s["checkpoint_every"] == 0 or epoch + 1 == s["epochs"]):
-                log.flush()
-                ckpt.save_checkpoint(ckpt.epoch_checkpoint_path(out_dir, epoch + 1),
-                                     _state(model, optimizer, epoch + 1, step, s, world))
-                ckpt.prune_resume_points(out_dir)
+            if (epoch + 1) % s["checkpoint_every"] == 0 or epoch + 1 == s["epochs"]:
+                state = _state(model, optimizer, epoch + 1, step, s, world)  # every rank: gathers RNG states
+                if dist.is_main():
+                    log.flush()
+                    ckpt.save_checkpoint(ckpt.epoch_checkpoint_path(out_dir, epoch + 1), state)
+                    ckpt.prune_resume_points(out_dir)
     if bar is not None:
         bar.close()
+    state = _state(model, optimizer, s["epochs"], step, s, world)
     if dist.is_main():
         _report_failures(out_dir / "quarantine.csv", failures)
-        ckpt.save_checkpoint(last_path, _state(model, optimizer, s["epochs"], step, s, world))
+        ckpt.save_checkpoint(last_path, state)
         with atomic_path(out_dir / "metrics.jsonl") as tmp:
             tmp.write_text(metrics_partial.read_text())
     dist.cleanup()
@@ -290,7 +294,6 @@ def _state(model, optimizer, epoch: int, step: int, s: dict, world: int) -> dict
     return {
         "format": "hico-bench-pretrain-v1",
         "model": model.state_dict(),
-        "backbone": {k[len("backbone."):]: v for k, v in model.state_dict().items() if k.startswith("backbone.")},
         "backbone_name": s["backbone"],
         "backbone_kwargs": s["backbone_kwargs"],
         "optimizer": optimizer.state_dict(),

@@ -72,6 +72,30 @@ def manifest(args):
 
 
 
+def _prepare_args(p):
+    p.add_argument("manifest", help="manifest whose videos to re-encode")
+    p.add_argument("--out-dir", required=True, help="folder for the re-encoded copies (same relative layout)")
+    p.add_argument("--manifest-out", required=True, help="the manifest pointing at the prepared copies")
+    p.add_argument("--short-side", type=int, default=128)
+    p.add_argument("--keyframe-interval", type=float, default=1.0, help="seconds between keyframes")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--quarantine", default=None, help="CSV of the videos that failed (default: in --out-dir)")
+
+
+@command("prepare", "re-encode a dataset to H.264 (short side N, a keyframe every second) for fast random access",
+         _prepare_args)
+def prepare(args):
+    from hico_bench.data.manifest import read_manifest, write_manifest
+    from hico_bench.data.prepare import prepare_videos, prepared_manifest
+
+    manifest = read_manifest(args.manifest)
+    summary = prepare_videos(manifest, args.out_dir, short_side=args.short_side,
+                             keyframe_interval_s=args.keyframe_interval, workers=args.workers,
+                             quarantine_path=args.quarantine)
+    print(f"hico-bench prepare: {summary.as_dict()}", file=sys.stderr)
+    write_manifest(prepared_manifest(manifest, args.out_dir), args.manifest_out)
+
+
 # ---------------------------------------------------------------------------------------------------- pretrain
 def _pretrain_args(p):
     p.add_argument("--manifest", required=True, help="manifest of the pretraining set (its train split is used)")

@@ -36,7 +36,9 @@ def launcher(gpus):
 
 
 def manifest_path(name):
-    return f"{RESULTS}/manifests/{name}.csv"
+    """The manifest later stages read: the prepared copy's when `prepare.enabled`."""
+    suffix = ".prepared.csv" if config["prepare"]["enabled"] else ".csv"
+    return f"{RESULTS}/manifests/{name}{suffix}"
 
 
 def eval_targets():

@@ -47,3 +47,21 @@ rule manifest:
     shell:
         "hico-bench manifest {params.kind} --split {params.split} --paths {params.paths:q} --out {output.manifest:q}"
         " --quarantine {output.quarantine:q} --max-bad-fraction {params.max_bad} --workers {threads} 2> >(tee {log:q} >&2)"
+
+
+rule prepare:
+    input:
+        f"{RESULTS}/manifests/{{dataset}}.csv",
+    output:
+        f"{RESULTS}/manifests/{{dataset}}.prepared.csv",
+    params:
+        out_dir=lambda wc: f"{config['prepare']['root']}/{wc.dataset}",
+        short_side=config["prepare"]["short_side"],
+        keyframe=config["prepare"]["keyframe_interval_s"],
+    log:
+        f"{LOGS}/prepare_{{dataset}}.log",
+    threads: config["prepare"]["workers"]
+    shell:
+        "hico-bench prepare {input:q} --out-dir {params.out_dir:q} --manifest-out {output:q}"
+        " --short-side {params.short_side} --keyframe-interval {params.keyframe} --workers {threads}"
+        " 2> >(tee {log:q} >&2)"

@@ -15,6 +15,7 @@ others are exported. ``export.json`` (the job's declared output) is written last
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,7 @@ def export_features(checkpoint: str | None, manifest_path: str, model: dict[str,
                         f"export; see {out / 'quarantine.csv'}.")
     if failures:
         print(f"hico-bench export: {len(failures)} videos could not be decoded and were skipped; "
-              f"see {out / 'quarantine.csv'}.", flush=True)
+              f"see {out / 'quarantine.csv'}.", file=sys.stderr, flush=True)
     summary = {"videos": len(manifest), "exported": exported, "resumed_skipped": skipped,
                "quarantined": len(failures), "snippets": snippets, "seconds": seconds,
                "snippets_per_s": snippets / seconds if seconds > 0 else None,

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -203,7 +204,7 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
         _truncate_metrics(metrics_partial, step)
         if dist.is_main():
             print(f"hico-bench pretrain: resuming {out_dir.name} from epoch {start_epoch} (step {step}).",
-                  flush=True)
+                  file=sys.stderr, flush=True)
     elif dist.is_main():
         metrics_partial.unlink(missing_ok=True)
 
@@ -219,7 +220,7 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
         bar = tqdm(total=total_steps, initial=step, desc=f"pretrain {out_dir.name}", unit="step", dynamic_ncols=True)
     failures: list[tuple[str, str]] = []
     model.train()
-    with open(metrics_partial, "a") if dist.is_main() else contextlib.nullcontext() as log:
+    with open(metrics_partial, "a", buffering=1) if dist.is_main() else contextlib.nullcontext() as log:
         for epoch in range(start_epoch, s["epochs"]):
             batches.set_epoch(epoch)
             t_ready = time.perf_counter()
@@ -326,7 +327,7 @@ def _report_failures(path: Path, failures: list[tuple[str, str]]) -> None:
     write_quarantine(path, failures)
     if failures:
         print(f"hico-bench pretrain: {len(failures)} videos failed to decode and were skipped; see {path}.",
-              flush=True)
+              file=sys.stderr, flush=True)
 
 
 def _device(name: str) -> torch.device:

@@ -20,8 +20,10 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 RESULTS = config["results"]
 LOGS = f"{RESULTS}/logs"
+EVAL_DIR = f"{RESULTS}/eval"
+PRETRAIN_DIR = f"{RESULTS}/pretrain"
 SYNTHETIC = config["synthetic"]["enabled"]
-SYNTHETIC_DONE = f"{RESULTS}/data/synthetic.json"
+SYNTHETIC_DONE = os.path.join(config["synthetic"]["root"], "summary.json")
 
 
 PRETRAIN_RUNS = pretrain_runs(config)
@@ -56,3 +58,40 @@ def all_targets():
     tables = [f"{RESULTS}/tables/{name}.csv" for name in TABLE_NAMES]
     plots = [f"{RESULTS}/plots/{name}.png" for name in PLOT_NAMES]
     return manifests + checkpoints + eval_targets() + tables + plots
+
+
+# ---- input and parameter functions of the rules
+
+
+def manifest_dataset(wildcards):
+    """`ucf101_split2` -> ("ucf101", 2); `k400` -> ("k400", 1)."""
+    name, _, split = wildcards.dataset.partition("_split")
+    return name, int(split or 1)
+
+
+def manifest_inputs(wildcards):
+    if SYNTHETIC:
+        return [SYNTHETIC_DONE]
+    return required_inputs(config, manifest_dataset(wildcards)[0])
+
+
+def pretrain_run(wildcards):
+    return PRETRAIN_RUNS[wildcards.run]
+
+
+def eval_checkpoint(wildcards):
+    return EVAL_RUNS[wildcards.run]["checkpoint"] or "none"
+
+
+def eval_inputs(wildcards):
+    ckpt = EVAL_RUNS[wildcards.run]["checkpoint"]
+    manifest = manifest_path(f"{wildcards.dataset}_split{wildcards.split}")
+    return {"manifest": manifest, **({"checkpoint": ckpt} if ckpt else {})}
+
+
+def eval_meta(wildcards, task=None):
+    run = EVAL_RUNS[wildcards.run]
+    meta = {"run": wildcards.run, "checkpoint": run["checkpoint"], "pretrain": run["pretrain"],
+            "dataset": wildcards.dataset, "split": int(wildcards.split),
+            "finetune_input": f"{config['model']['frames']}x{config['model']['size']}"}
+    return settings_json(meta)

@@ -5,27 +5,17 @@ rule synthesize:
     output:
         SYNTHETIC_DONE,
     params:
-        root=config["synthetic"]["root"],
+        root=lambda wc, output: os.path.dirname(output[0]),
         seed=config["synthetic"]["seed"],
         settings=settings_json(config["synthetic"]["settings"]),
     log:
         f"{LOGS}/synthesize.log",
     threads: workflow.cores
+    conda:
+        "../envs/hico-bench.yaml"
     shell:
         "hico-bench synthesize --root {params.root:q} --seed {params.seed} --settings {params.settings:q}"
         " --workers {threads} --summary {output:q} 2> >(tee {log:q} >&2)"
-
-
-def manifest_dataset(wildcards):
-    """`ucf101_split2` -> ("ucf101", 2); `k400` -> ("k400", 1)."""
-    name, _, split = wildcards.dataset.partition("_split")
-    return name, int(split or 1)
-
-
-def manifest_inputs(wildcards):
-    if SYNTHETIC:
-        return [SYNTHETIC_DONE]
-    return required_inputs(config, manifest_dataset(wildcards)[0])
 
 
 rule manifest:
@@ -44,6 +34,8 @@ rule manifest:
     log:
         f"{LOGS}/manifest_{{dataset}}.log",
     threads: config["manifest"]["workers"]
+    conda:
+        "../envs/hico-bench.yaml"
     shell:
         "hico-bench manifest {params.kind} --split {params.split} --paths {params.paths:q} --out {output.manifest:q}"
         " --quarantine {output.quarantine:q} --max-bad-fraction {params.max_bad} --workers {threads} 2> >(tee {log:q} >&2)"
@@ -61,6 +53,8 @@ rule prepare:
     log:
         f"{LOGS}/prepare_{{dataset}}.log",
     threads: config["prepare"]["workers"]
+    conda:
+        "../envs/hico-bench.yaml"
     shell:
         "hico-bench prepare {input:q} --out-dir {params.out_dir:q} --manifest-out {output:q}"
         " --short-side {params.short_side} --keyframe-interval {params.keyframe} --workers {threads}"

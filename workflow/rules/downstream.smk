@@ -2,24 +2,6 @@
 # results/eval/<run>/<task>_<dataset>.json holds the mean over the configured splits (and each split's numbers).
 
 
-def eval_checkpoint(wildcards):
-    return EVAL_RUNS[wildcards.run]["checkpoint"] or "none"
-
-
-def eval_inputs(wildcards):
-    ckpt = EVAL_RUNS[wildcards.run]["checkpoint"]
-    manifest = manifest_path(f"{wildcards.dataset}_split{wildcards.split}")
-    return {"manifest": manifest, **({"checkpoint": ckpt} if ckpt else {})}
-
-
-def eval_meta(wildcards, task=None):
-    run = EVAL_RUNS[wildcards.run]
-    meta = {"run": wildcards.run, "checkpoint": run["checkpoint"], "pretrain": run["pretrain"],
-            "dataset": wildcards.dataset, "split": int(wildcards.split),
-            "finetune_input": f"{config['model']['frames']}x{config['model']['size']}"}
-    return settings_json(meta)
-
-
 rule features:
     input:
         unpack(eval_inputs),
@@ -33,6 +15,8 @@ rule features:
         dataset="ucf101|hmdb51",
     log:
         f"{LOGS}/features_{{run}}_{{dataset}}_split{{split}}.log",
+    conda:
+        "../envs/hico-bench.yaml"
     shell:
         "hico-bench features --checkpoint {params.checkpoint:q} --manifest {input.manifest:q}"
         " --model {params.model:q} --settings {params.settings:q} --out {output:q} 2> >(tee {log:q} >&2)"
@@ -52,6 +36,8 @@ rule probe_or_retrieval:
         dataset="ucf101|hmdb51",
     log:
         f"{LOGS}/{{task}}_{{run}}_{{dataset}}_split{{split}}.log",
+    conda:
+        "../envs/hico-bench.yaml"
     shell:
         "hico-bench {wildcards.task} --features {input:q} --model {params.model:q} --meta {params.meta:q}"
         " --settings {params.settings:q} --out {output:q} 2> >(tee {log:q} >&2)"
@@ -72,6 +58,8 @@ rule finetune:
         dataset="ucf101|hmdb51",
     log:
         f"{LOGS}/{{task}}_{{run}}_{{dataset}}_split{{split}}.log",
+    conda:
+        "../envs/hico-bench.yaml"
     shell:
         "hico-bench finetune {wildcards.task} --checkpoint {params.checkpoint:q} --manifest {input.manifest:q}"
         " --model {params.model:q} --meta {params.meta:q} --settings {params.settings:q} --out {output:q}"
@@ -87,8 +75,12 @@ rule merge_splits:
     wildcard_constraints:
         task="ft|lft|probe|retrieval",
         dataset="ucf101|hmdb51",
+    log:
+        f"{LOGS}/merge_splits_{{run}}_{{task}}_{{dataset}}.log",
+    conda:
+        "../envs/hico-bench.yaml"
     shell:
-        "hico-bench merge-splits {input:q} --out {output:q}"
+        "hico-bench merge-splits {input:q} --out {output:q} 2> {log:q}"
 
 
 rule export_features:
@@ -105,6 +97,8 @@ rule export_features:
         out_dir=lambda wc, output: os.path.dirname(output[0]),
     log:
         f"{LOGS}/export_features_{{run}}.log",
+    conda:
+        "../envs/hico-bench.yaml"
     shell:
         "hico-bench export-features --checkpoint {params.checkpoint:q} --manifest {input.manifest:q}"
         " --model {params.model:q} --settings {params.settings:q} --out-dir {params.out_dir:q}"
@@ -129,6 +123,8 @@ rule localize:
         settings=settings_json(config["localization"]["probe"]),
     log:
         f"{LOGS}/localize_{{run}}.log",
+    conda:
+        "../envs/hico-bench.yaml"
     shell:
         "hico-bench localize --features {params.features:q} --ground-truth {params.ground_truth:q}"
         " --predictions {output.predictions:q} --model {params.model:q} --meta {params.meta:q}"

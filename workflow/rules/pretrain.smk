@@ -1,10 +1,6 @@
 # Pretraining stage: one job per run of the grid (variants x pretraining sets x seeds, see config.yaml).
 
 
-def pretrain_run(wildcards):
-    return PRETRAIN_RUNS[wildcards.run]
-
-
 rule pretrain:
     input:
         manifest=lambda wc: manifest_path(pretrain_run(wc)["set"]),
@@ -22,6 +18,8 @@ rule pretrain:
     threads: 1
     log:
         f"{LOGS}/pretrain_{{run}}.log",
+    conda:
+        "../envs/hico-bench.yaml"
     shell:
         "{params.launcher} pretrain --manifest {input.manifest:q} --out-dir {params.out_dir:q}"
         " --settings {params.settings:q} 2> >(tee {log:q} >&2)"

@@ -11,11 +11,17 @@ rule tables:
         ],
         markdown=[f"{RESULTS}/tables/{name}.md" for name in TABLE_NAMES],
         sources=[f"{RESULTS}/tables/{name}.sources.csv" for name in TABLE_NAMES],
+    params:
+        eval_dir=lambda wc: EVAL_DIR,
+        pretrain_dir=lambda wc: PRETRAIN_DIR,
+        out_dir=lambda wc, output: os.path.dirname(output.tables[0]),
     log:
         f"{LOGS}/tables.log",
+    conda:
+        "../envs/hico-bench.yaml"
     shell:
-        "hico-bench tables --eval-dir {RESULTS}/eval --pretrain-dir {RESULTS}/pretrain"
-        " --out-dir {RESULTS}/tables 2> >(tee {log:q} >&2)"
+        "hico-bench tables --eval-dir {params.eval_dir:q} --pretrain-dir {params.pretrain_dir:q}"
+        " --out-dir {params.out_dir:q} 2> >(tee {log:q} >&2)"
 
 
 rule plots:
@@ -27,8 +33,14 @@ rule plots:
             report(f"{RESULTS}/plots/{name}.png", caption=f"../report/{name}.rst", category="Plots")
             for name in PLOT_NAMES
         ],
+    params:
+        eval_dir=lambda wc: EVAL_DIR,
+        pretrain_dir=lambda wc: PRETRAIN_DIR,
+        out_dir=lambda wc, output: os.path.dirname(output[0]),
     log:
         f"{LOGS}/plots.log",
+    conda:
+        "../envs/hico-bench.yaml"
     shell:
-        "hico-bench plots --eval-dir {RESULTS}/eval --pretrain-dir {RESULTS}/pretrain"
-        " --out-dir {RESULTS}/plots 2> >(tee {log:q} >&2)"
+        "hico-bench plots --eval-dir {params.eval_dir:q} --pretrain-dir {params.pretrain_dir:q}"
+        " --out-dir {params.out_dir:q} 2> >(tee {log:q} >&2)"

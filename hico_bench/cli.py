@@ -157,18 +157,20 @@ def probe(args):
 
     import numpy as np
 
-    from hico_bench.evaluate.probe import linear_probe
+    from hico_bench.evaluate.probe import linear_probe, source_groups
 
     t0 = time.perf_counter()
     f = np.load(args.features)
+    groups = source_groups(f["train_ids"])
     result = linear_probe(f["train_x"], f["train_y"], f["test_x"], f["test_y"], where=args.features,
-                          **parse_settings(args.settings))
+                          groups=groups, **parse_settings(args.settings))
     chosen_c = result.pop("C")
     holdout = result.pop("holdout_accuracy")
     _write_metrics(args.out, parse_settings(args.meta), "probe", {
         "metrics": result, "seconds": time.perf_counter() - t0 + float(f["seconds"]),
         "protocol": {"classifier": "logistic regression on standardised features", "views": int(f["views"]),
-                     "C": chosen_c, "holdout_accuracy_by_C": holdout, "backbone": "frozen, eval mode"}})
+                     "C": chosen_c, "holdout_accuracy_by_C": holdout, "backbone": "frozen, eval mode",
+                     "holdout": "whole source groups" if groups is not None else "class-stratified"}})
 
 
 @command("retrieval", "nearest-neighbour retrieval R@k (test queries, train gallery, cosine)", _on_features_args)

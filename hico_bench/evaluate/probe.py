@@ -1,11 +1,14 @@
 """Strict linear probe: a logistic-regression classifier on frozen, pre-extracted video features.
 
-The regularisation strength is chosen on a held-out, class-stratified part of the train split only (the test split
-is never looked at before the final score); the chosen classifier is then refit on the whole train split.
+The regularisation strength is chosen on a held-out part of the train split only (the test split is never looked at
+before the final score); the chosen classifier is then refit on the whole train split. The held-out part is
+class-stratified, or, when the videos come in groups of clips cut from one source (UCF101's ``gXX``), made of whole
+groups: sibling clips on both sides would make the held-out score reward memorising a source video.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -27,6 +30,17 @@ def check_test_classes(train_labels: np.ndarray, test_labels: np.ndarray, where:
         raise UserError(f"{where}: test-split classes {missing[:5]} never occur in the train split.")
 
 
+UCF_GROUP = re.compile(r"^(v_.+_g\d+)_c\d+$")
+
+
+def source_groups(video_ids: Sequence[str]) -> np.ndarray | None:
+    """UCF101-style source groups (``v_<Class>_gXX``) of the ids, or None when the ids are not of that form."""
+    matches = [UCF_GROUP.match(str(v)) for v in video_ids]
+    if not matches or not all(matches):
+        return None
+    return np.array([m.group(1) for m in matches])
+
+
 def linear_probe(
     train_x: np.ndarray,
     train_y: np.ndarray,
@@ -36,10 +50,11 @@ def linear_probe(
     holdout: float = 0.2,
     seed: int = 0,
     where: str = "linear probe",
+    groups: np.ndarray | None = None,
 ) -> dict:
     """Fit the probe and score the test split; returns metrics in percent and the chosen ``C``."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -49,10 +64,15 @@ def linear_probe(
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
         return clf.fit(x, y)
 
-    counts = np.bincount(train_y)
-    stratify = train_y if counts[counts > 0].min() >= 2 else None
-    fit_x, val_x, fit_y, val_y = train_test_split(train_x, train_y, test_size=holdout, random_state=seed,
-                                                  stratify=stratify)
+    if groups is not None and len(np.unique(groups)) >= 2:
+        fit_idx, val_idx = next(GroupShuffleSplit(1, test_size=holdout, random_state=seed).split(train_x, train_y,
+                                                                                                 groups))
+    else:
+        counts = np.bincount(train_y)
+        stratify = train_y if counts[counts > 0].min() >= 2 else None
+        fit_idx, val_idx = train_test_split(np.arange(len(train_y)), test_size=holdout, random_state=seed,
+                                            stratify=stratify)
+    fit_x, val_x, fit_y, val_y = train_x[fit_idx], train_x[val_idx], train_y[fit_idx], train_y[val_idx]
     val_scores = {}
     for c in cs:
         val_scores[c] = fit(fit_x, fit_y, c).score(val_x, val_y)

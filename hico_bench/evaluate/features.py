@@ -89,7 +89,7 @@ def cache_video_features(checkpoint: str | None, manifest_path: str, model: dict
         arrays[f"{split}_x"] = video_features(backbone, part, model, views, batch_size, num_workers, cache_frames,
                                               desc=f"features {split} {Path(manifest_path).stem}")
         arrays[f"{split}_y"] = part["label_index"].to_numpy(np.int64)
-        arrays[f"{split}_ids"] = part["video_id"].astype(str).to_numpy()
+        arrays[f"{split}_ids"] = np.asarray(part["video_id"].astype(str).tolist(), dtype=str)
     with atomic_path(out_path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays, views=views, seconds=time.perf_counter() - t0)

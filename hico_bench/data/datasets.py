@@ -206,7 +206,8 @@ class PretrainDataset(_VideoDataset):
     GPU with :func:`hico_bench.data.transforms.augment_batch`; then give ``decode_size`` as (H, W) so that videos
     of different shapes batch together).
 
-    One container is opened per item and each clip costs one seek. Clip centres come from
+    One container is opened per item; its clips are read with one seek each, or one seek for clips that overlap
+    (v_i and v_j, whose centres lie within delta_max of each other). Clip centres come from
     :func:`~hico_bench.data.sampling.sample_centres` with ``max_dis = schedule.max_dis(progress)``; short videos
     follow the spec (all centres at ``clip_t``, windows cut at the duration), nothing is skipped.
     ``cache_frames`` keeps every decoded video in memory, per process (for tiny datasets only).
@@ -267,12 +268,18 @@ class PretrainDataset(_VideoDataset):
             source, owned = self._open(j)
             try:
                 windows = self.windows(source.info.duration, rng, progress)
-                raw = [torch.from_numpy(source.read_window(s, e, self.frames)) for s, e in windows]
+                raw = [torch.from_numpy(clip) for clip in source.read_windows(windows, self.frames)]
             finally:
                 if owned:
                     source.close()
             if self.transform is None:
                 return torch.stack(raw)
+            if isinstance(self.transform, ClipAugment):  # written in place, no stacking copy
+                size = self.transform.spec.size
+                out = torch.empty((len(raw), 3, self.frames, size, size))
+                for clip, slot in zip(raw, out):
+                    self.transform(clip, rng, out=slot)
+                return out
             return torch.stack([self.transform(clip, rng) for clip in raw])
 
         clips, j = self._with_fallback(i, load)
@@ -357,7 +364,8 @@ class ClipDataset(_VideoDataset):
         try:
             source, owned = self._open(i)
             try:
-                clips = [source.read_window(s, s + self.clip_t, self.frames) for s in self.starts(source.info.duration)]
+                windows = [(s, s + self.clip_t) for s in self.starts(source.info.duration)]
+                clips = source.read_windows(windows, self.frames)
             finally:
                 if owned:
                     source.close()

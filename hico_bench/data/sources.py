@@ -1,4 +1,5 @@
-"""One interface over the ways a manifest row's frames can be stored: ``.info`` and ``.read_window(start_s, end_s, n)``.
+"""One interface over the ways a manifest row's frames can be stored: ``.info``, ``.read_window(start_s, end_s, n)``
+and ``.read_windows(windows, n)`` (several windows of one video; a file decodes overlapping ones in one pass).
 
 * a normal file: :class:`hico_bench.data.video.VideoReader`;
 * HiCo's 5-s segment layout (method.md 2.1): :class:`SegmentedVideo`, built from the row's ``parts`` (a JSON list of
@@ -32,6 +33,8 @@ class FrameSource(Protocol):
     info: VideoInfo
 
     def read_window(self, start_s: float, end_s: float, n: int) -> np.ndarray: ...
+
+    def read_windows(self, windows: Sequence[tuple[float, float]], n: int) -> list[np.ndarray]: ...
 
     def close(self) -> None: ...
 
@@ -117,6 +120,10 @@ class SegmentedVideo:
         chunks = [self._reader(k).read_frames(local) for k, local in plan]
         return np.concatenate(chunks, axis=0)
 
+    def read_windows(self, windows: Sequence[tuple[float, float]], n: int) -> list[np.ndarray]:
+        """:meth:`read_window` for each ``(start_s, end_s)``, in order."""
+        return [self.read_window(s, e, n) for s, e in windows]
+
     def read_all(self) -> list[np.ndarray]:
         """Every frame of every segment, one uint8 array per segment."""
         return [self._reader(k).read_frames(np.arange(self._reader(k).info.num_frames)) for k in range(len(self.parts))]
@@ -159,6 +166,10 @@ class InMemoryVideo:
         """``n`` frames of ``[start_s, end_s)`` seconds, uint8 (n, H, W, 3), from memory."""
         plan = window_plan(self._starts, self._counts, self._fps, start_s, end_s, n)
         return np.concatenate([self._frames[k][local] for k, local in plan], axis=0)
+
+    def read_windows(self, windows: Sequence[tuple[float, float]], n: int) -> list[np.ndarray]:
+        """:meth:`read_window` for each ``(start_s, end_s)``, in order."""
+        return [self.read_window(s, e, n) for s, e in windows]
 
     def close(self) -> None:
         pass

@@ -9,11 +9,12 @@ header promises, the last decoded frame is repeated.
 Frame ``i`` is the frame shown at ``i / fps`` seconds after the first frame (the first frame is index 0 whatever its
 timestamp; AVI files with B-frames, for example, start at one frame duration).
 
-A :class:`VideoReader` keeps one file open, so that several windows of one video (the HiCo sampler reads three) cost
-one seek each and no re-open. Frames are resized inside FFmpeg's scaler while converting to RGB, and only the frames
-that are returned are converted. Two decoders back it: PyAV (always there) and torchcodec (optional; it needs the
-system's FFmpeg libraries), which give the same frame indices. With torchcodec, frames past the end of a truncated
-file raise :class:`VideoError` instead of repeating the last frame (probe(verify=True) finds such files first).
+A :class:`VideoReader` keeps one file open, so that several windows of one video (the HiCo sampler reads three) cost one
+seek each and no re-open. Frames are resized inside FFmpeg's scaler while converting to RGB (one scaler context per open
+file, one thread), and only the frames that are returned are converted. Two decoders back it: PyAV (always there) and
+torchcodec (optional; it needs the system's FFmpeg libraries), which give the same frame indices. With torchcodec,
+frames past the end of a truncated file raise :class:`VideoError` instead of repeating the last frame
+(probe(verify=True) finds such files first).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Iterable, Sequence
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from hico_bench.errors import UserError, choice_error
 from hico_bench.io import atomic_path
@@ -176,6 +178,9 @@ class _PyAVSource:
             self.info = _stream_info(self._container)
             self._stream = self._container.streams.video[0]
             self._stream.codec_context.thread_count = 1  # parallelism comes from data-loader workers
+            # One scaler for all frames: a frame's own to_ndarray() builds a new FFmpeg scaler context (and, with
+            # its default of automatic threads, a thread pool) for every frame, which cost more than decoding.
+            self._reformatter = VideoReformatter()
             self._tb = float(self._stream.time_base)
             self._use_dts = False
             self._t0 = self._first_timestamp()
@@ -245,6 +250,10 @@ class _PyAVSource:
                 continue
             yield index, frame
 
+    def _rgb(self, frame, height: int, width: int) -> np.ndarray:
+        """One decoded frame as uint8 (height, width, 3) RGB, converted and resized by FFmpeg's scaler (bilinear)."""
+        return self._reformatter.reformat(frame, format="rgb24", width=width, height=height, threads=1).to_ndarray()
+
     def decode(self, wanted: list[int], height: int, width: int):
         """Frames ``wanted`` (sorted, unique) -> ({index: RGB array}, the last frame before ``wanted[0]`` or None).
 
@@ -273,7 +282,7 @@ class _PyAVSource:
                         break
                     latest = (i, frame)
                     if i in want and i not in got:
-                        got[i] = frame.to_ndarray(format="rgb24", width=width, height=height)
+                        got[i] = self._rgb(frame, height, width)
                         if len(got) == len(want):
                             ended = True
                             break
@@ -290,9 +299,9 @@ class _PyAVSource:
                 raise VideoError(f"cannot be decoded near frame {first} ({error})")
             if not ended and latest is not None and latest[0] not in got:
                 # The file ended before ``last``: its last frame stands in for the wanted ones after it.
-                got[latest[0]] = latest[1].to_ndarray(format="rgb24", width=width, height=height)
+                got[latest[0]] = self._rgb(latest[1], height, width)
             if before is not None:
-                before = before.to_ndarray(format="rgb24", width=width, height=height) if not got else None
+                before = self._rgb(before, height, width) if not got else None
             return got, before
 
     def last_decodable_index(self) -> int:
@@ -361,6 +370,28 @@ class _TorchCodecSource:
             raise VideoError(f"cannot be decoded near frame {wanted[0]} ({_first_line(exc)})") from None
 
 
+MERGE_GAP_S = 0.5
+""":meth:`VideoReader.read_windows` decodes two windows in one pass when the second starts at most this many seconds
+after the first ends: decoding on through a short gap costs less than a seek (which decodes from the keyframe before
+the window, on average half a keyframe interval: 0.5 s for prepared files, seconds for raw downloads)."""
+
+
+def merge_groups(spans: Sequence[tuple[int, int]], gap: int) -> list[list[int]]:
+    """Group the positions of ``(first, last)`` frame spans: sorted by ``first``, a span joins the current group when
+    it starts at most ``gap`` frames after the group's last frame. Each group lists positions in ``first`` order."""
+    groups: list[list[int]] = []
+    end = None
+    for k in sorted(range(len(spans)), key=lambda k: spans[k][0]):
+        first, last = spans[k]
+        if end is None or first > end + gap:
+            groups.append([k])
+            end = last
+        else:
+            groups[-1].append(k)
+            end = max(end, last)
+    return groups
+
+
 class VideoReader:
     """One open video file; read any number of windows or frame sets from it, one seek each.
 
@@ -424,6 +455,22 @@ class VideoReader:
     def read_window(self, start_s: float, end_s: float, n: int) -> np.ndarray:
         """``n`` frames spread uniformly over ``[start_s, end_s)`` seconds, uint8 (n, H, W, 3)."""
         return self.read_frames(frame_indices(start_s, end_s, self.info.fps, self.info.num_frames, n))
+
+    def read_windows(self, windows: Sequence[tuple[float, float]], n: int) -> list[np.ndarray]:
+        """:meth:`read_window` for each ``(start_s, end_s)``, in order; windows that overlap (or lie less than
+        :data:`MERGE_GAP_S` apart) are decoded in one pass, so their shared frames are decoded once.
+
+        For files whose frame timestamps have no gaps the frames equal those of separate :meth:`read_window` calls.
+        """
+        fps, count = self.info.fps, self.info.num_frames
+        indices = [frame_indices(s, e, fps, count, n) for s, e in windows]
+        out: list[np.ndarray | None] = [None] * len(indices)
+        gap = int(MERGE_GAP_S * fps)
+        for group in merge_groups([(int(i[0]), int(i[-1])) for i in indices], gap):
+            frames = self.read_frames(np.concatenate([indices[k] for k in group]))
+            for pos, k in enumerate(group):
+                out[k] = frames[pos * n:(pos + 1) * n]
+        return out
 
 
 def probe(path: str | os.PathLike, verify: bool = True) -> VideoInfo:

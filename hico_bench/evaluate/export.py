@@ -5,11 +5,12 @@ ActionFormer / BMN convention; formats.md section 3); a video of ``F`` frames gi
 ``max(1, (F - snippet_frames) // stride + 1)`` snippets. Each snippet is centre-cropped (0.875 of the short side),
 resized to the model's input size and normalised, like the downstream test views.
 
-One container is opened per video, and each batch of snippets is read with one seek over the contiguous frame range
-it covers. Per video the export writes ``v_<id>.npy`` + ``v_<id>.json`` (ActionFormer layout), the BMN CSV
-``csv_mean_100/v_<id>.csv`` and a dataset ``v_<id>`` in ``gtad.h5``. It is resumable per video: a video whose
-sidecar JSON exists is skipped. A video that cannot be decoded is written to ``quarantine.csv`` and left out; the
-others are exported. ``export.json`` (the job's declared output) is written last with counts and snippets/s.
+One container is opened per video, and each batch of snippets is read with one seek over the contiguous frame range it
+covers; each frame of that range is transformed once, even where snippets overlap (stride < snippet_frames). Per video
+the export writes ``v_<id>.npy`` + ``v_<id>.json`` (ActionFormer layout), the BMN CSV ``csv_mean_100/v_<id>.csv`` and a
+dataset ``v_<id>`` in ``gtad.h5``. It is resumable per video: a video whose sidecar JSON exists is skipped. A video that
+cannot be decoded is written to ``quarantine.csv`` and left out; the others are exported. ``export.json`` (the job's
+declared output) is written last with counts and snippets/s.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def num_snippets(num_frames: int, snippet_frames: int, stride: int) -> int:
 def video_snippet_features(backbone: torch.nn.Module, reader, model: dict[str, Any], stride: int,
                            snippet_frames: int, batch_size: int, device: torch.device) -> np.ndarray:
     """(T, C) float32 features of one open video (:class:`~hico_bench.data.video.VideoReader`)."""
-    from hico_bench.data.transforms import FINETUNE, eval_views
+    from hico_bench.data.transforms import FINETUNE, eval_snippets
 
     spec = dataclasses.replace(FINETUNE, size=model["size"])
     total = num_snippets(reader.info.num_frames, snippet_frames, stride)
@@ -47,10 +48,8 @@ def video_snippet_features(backbone: torch.nn.Module, reader, model: dict[str, A
         start = int(ks[0]) * stride
         stop = int(ks[-1]) * stride + snippet_frames
         frames = reader.read_frames(np.arange(start, stop))  # one seek for the whole batch; short files repeat
-        clips = torch.stack([
-            eval_views(frames[k * stride - start:k * stride - start + snippet_frames], spec, crops=1)[0]
-            for k in ks
-        ])
+        # every frame cropped, resized and normalised once, straight into the (B, 3, T, S, S) batch
+        clips = eval_snippets(frames, ks * stride - start, snippet_frames, spec)
         out.append(backbone(clips.to(device)).float().cpu().numpy())
     return np.concatenate(out).astype(np.float32)
 

@@ -80,6 +80,10 @@ def finetune(mode: str, checkpoint: str | None, manifest, model: dict[str, Any],
     torch.manual_seed(s["seed"])
     net = ClassifierModel(backbone, num_classes, dropout=s["dropout"]).to(device)
     trainable = net.head if mode == "lft" else net
+    if mode == "lft":
+        # Only the head is optimised; no gradient flows into the backbone (3x cheaper), whose BatchNorm statistics
+        # still update because it stays in train mode below.
+        backbone.requires_grad_(False)
     optimizer = build_optimizer(trainable, "adam", lr=s["lr"], weight_decay=s["weight_decay"])
     schedule = WarmupCosine(s["lr"], s["epochs"], s["warmup_epochs"], s["warmup_start_lr"])
 

@@ -16,6 +16,7 @@ from a checkpoint therefore repeats the interrupted epoch exactly.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -71,6 +72,8 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "num_workers": 0,
     "cache_frames": False,       # decode each video once per worker and keep its frames (tiny datasets only)
+    "augment_on": "loader",      # loader: per clip in the DataLoader workers; device: batch-wise on the training
+                                 # device (frames decoded to decode_size x decode_size, aspect not kept)
     "checkpoint_every": 1,       # epochs between resume points
     "precision": "fp32",         # fp32 | bf16 (bf16 autocast, CUDA only)
     "sync_bn": False,
@@ -92,6 +95,7 @@ def resolve_settings(settings: dict[str, Any]) -> dict[str, Any]:
         raise choice_error("pretraining setting", sorted(unknown)[0], DEFAULTS)
     s = {**DEFAULTS, **settings}
     for key, valid in (("schedule", ("gradual", "fixed", "none")), ("optimizer", ("lars", "adam", "sgd")),
+                       ("augment_on", ("loader", "device")),
                        ("precision", ("fp32", "bf16")), ("device", ("auto", "cpu", "cuda"))):
         if s[key] not in valid:
             raise choice_error(key, s[key], valid)
@@ -116,7 +120,7 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
     from hico_bench.data.datasets import PretrainDataset, ProgressBatchSampler
     from hico_bench.data.manifest import read_manifest
     from hico_bench.data.sampling import DeltaSchedule, clip_time
-    from hico_bench.data.transforms import PretrainAugment
+    from hico_bench.data.transforms import PRETRAIN, PretrainAugment, augment_batch, sample_params
     from hico_bench.losses import nt_xent, tcl_loss, vcl_loss
     from hico_bench.models.backbones import build_backbone
     from hico_bench.models.heads import PretrainModel
@@ -155,12 +159,17 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
             f"({s['batch_videos']} videos x {world} processes)."
         )
     schedule = DeltaSchedule(s["schedule"], s["delta_s"])
+    on_device = s["augment_on"] == "device"
+    if on_device and not s["decode_size"]:
+        raise UserError("augment_on: device needs decode_size, so that every clip of a batch has one frame size.")
     dataset = PretrainDataset(
         manifest, frames=s["frames"], sampling_rate=s["sampling_rate"], target_fps=s["target_fps"],
         num_clips=s["num_clips"], schedule=schedule, topical=s["topical"],
-        transform=PretrainAugment(s["size"]), decode_size=s["decode_size"], seed=s["seed"],
+        transform=None if on_device else PretrainAugment(s["size"]),
+        decode_size=(s["decode_size"], s["decode_size"]) if on_device else s["decode_size"], seed=s["seed"],
         cache_frames=s["cache_frames"],
     )
+    device_spec = dataclasses.replace(PRETRAIN, size=s["size"])
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=s["seed"], drop_last=True)
     batches = ProgressBatchSampler(sampler, s["batch_videos"], s["epochs"])
     if len(batches) == 0:
@@ -230,6 +239,11 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
                 lr = lr_schedule.lr_at(epoch_f)
                 set_lr(optimizer, lr)
                 clips = clips.to(device, non_blocking=True)
+                if on_device:  # uint8 (B, N, T, H, W, 3) -> float (B, N, 3, T, S, S); parameters from (seed, step)
+                    b, n = clips.shape[:2]
+                    rng = np.random.default_rng([s["seed"], rank, step])
+                    params = sample_params(device_spec, b * n, clips.shape[3], clips.shape[4], rng)
+                    clips = augment_batch(clips.flatten(0, 1), params, device_spec).unflatten(0, (b, n))
                 with autocast:
                     out = train_model(clips)
                     z = dist.gather_with_grad(out["z"].float())

@@ -54,6 +54,12 @@ def test_a_run_writes_loadable_checkpoints_and_per_step_metrics(manifest, tmp_pa
     assert all(m["loss"] == pytest.approx(m["loss_vcl"] + m["loss_tcl"]) for m in metrics)
 
 
+def test_augmenting_batch_wise_on_the_device_trains_too(manifest, tmp_path):
+    pretrain(manifest, tmp_path / "run", {**SETTINGS, "augment_on": "device", "epochs": 1})
+    metrics = read_metrics(tmp_path / "run")
+    assert len(metrics) == 2 and all(m["loss"] > 0 for m in metrics)
+
+
 def test_simclr_variant_has_no_topical_loss_and_no_window(manifest, tmp_path):
     settings = {**SETTINGS, "num_clips": 2, "schedule": "none", "topical": False, "epochs": 1}
     pretrain(manifest, tmp_path / "run", settings)

@@ -107,6 +107,7 @@ def _metric_name(key: str) -> str:
 
 
 def _split_label(data: dict) -> str:
+    """"" for the standard protocol (split 1, or no split at all: ActivityNet's validation subset), else the splits."""
     split = data.get("split")
     if split is None and isinstance(data.get("metrics", {}).get("splits"), dict):
         split = sorted(data["metrics"]["splits"], key=str)
@@ -114,7 +115,7 @@ def _split_label(data: dict) -> str:
         return ""
     if isinstance(split, (list, tuple)):
         return ",".join(str(s) for s in split)
-    return str(split)
+    return "" if str(split) == "1" else str(split)
 
 
 def read_eval_json(path: str | os.PathLike) -> list[dict[str, Any]]:

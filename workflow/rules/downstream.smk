@@ -117,7 +117,7 @@ rule localize:
         ground_truth=lambda wc: dataset_paths(config, "activitynet")["json"],
         meta=lambda wc: settings_json({"run": wc.run, "checkpoint": EVAL_RUNS[wc.run]["checkpoint"],
                                        "pretrain": EVAL_RUNS[wc.run]["pretrain"], "dataset": "activitynet",
-                                       "split": "validation",
+                                       "subset": "validation",
                                        "finetune_input": f"{config['model']['frames']}x{config['model']['size']}"}),
         model=settings_json(config["model"]),
         settings=settings_json(config["localization"]["probe"]),

@@ -43,6 +43,31 @@ def write_test_video(
     return path
 
 
+ROWS, COLS = 3, 4  # 12 bits: frame indices up to 4095
+
+
+def index_frame(i: int, h: int, w: int) -> np.ndarray:
+    """A frame showing ``i`` in binary: 12 flat blocks, dark (0) or bright (1), robust to H.264 loss and resizing."""
+    img = np.empty((h, w, 3), np.uint8)
+    for b in range(ROWS * COLS):
+        r, c = divmod(b, COLS)
+        img[r * h // ROWS:(r + 1) * h // ROWS, c * w // COLS:(c + 1) * w // COLS] = 230 if (i >> b) & 1 else 25
+    return img
+
+
+def frame_index(img: np.ndarray) -> int:
+    """Read back the index written by :func:`index_frame` from the middle half of each block (any frame size)."""
+    h, w = img.shape[:2]
+    grey = img.mean(axis=2)
+    value = 0
+    for b in range(ROWS * COLS):
+        r, c = divmod(b, COLS)
+        y0, y1 = int((r + 0.25) * h / ROWS), int(np.ceil((r + 0.75) * h / ROWS))
+        x0, x1 = int((c + 0.25) * w / COLS), int(np.ceil((c + 0.75) * w / COLS))
+        value |= int(grey[y0:y1, x0:x1].mean() > 128) << b
+    return value
+
+
 @pytest.fixture
 def make_video() -> Callable[..., Path]:
     """``make_video(path, num_frames=20, fps=10, size=(32, 32), seed=0) -> Path``: see :func:`write_test_video`."""

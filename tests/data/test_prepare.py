@@ -21,30 +21,7 @@ from hico_bench.data.prepare import (
 )
 from hico_bench.data.video import VideoReader, probe, write_video
 from hico_bench.errors import UserError
-
-ROWS, COLS = 3, 4
-
-
-def index_frame(i: int, h: int, w: int) -> np.ndarray:
-    """A frame showing ``i`` in binary as 12 flat dark/bright blocks (survives H.264 and downscaling)."""
-    img = np.empty((h, w, 3), np.uint8)
-    for b in range(ROWS * COLS):
-        r, c = divmod(b, COLS)
-        img[r * h // ROWS:(r + 1) * h // ROWS, c * w // COLS:(c + 1) * w // COLS] = 230 if (i >> b) & 1 else 25
-    return img
-
-
-def frame_index(img: np.ndarray) -> int:
-    h, w = img.shape[:2]
-    grey = img.mean(axis=2)
-    value = 0
-    for b in range(ROWS * COLS):
-        r, c = divmod(b, COLS)
-        y0, y1 = int((r + 0.25) * h / ROWS), int(np.ceil((r + 0.75) * h / ROWS))
-        x0, x1 = int((c + 0.25) * w / COLS), int(np.ceil((c + 0.75) * w / COLS))
-        value |= int(grey[y0:y1, x0:x1].mean() > 128) << b
-    return value
-
+from tests.conftest import frame_index, index_frame
 
 def make_video(path: Path, n: int, fps, h: int = 96, w: int = 128) -> Path:
     """A source with x264's default keyframe interval (keyframes far apart, as in raw downloads)."""

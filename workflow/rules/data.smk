@@ -10,7 +10,7 @@ rule synthesize:
         settings=settings_json(config["synthetic"]["settings"]),
     log:
         f"{LOGS}/synthesize.log",
-    threads: workflow.cores
+    threads: 8  # capped by --cores
     conda:
         "../envs/hico-bench.yaml"
     shell:

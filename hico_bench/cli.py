@@ -6,7 +6,6 @@ A :class:`~hico_bench.errors.UserError` is printed as one sentence (no traceback
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Callable
 
@@ -49,10 +48,9 @@ def synthesize(args):
         write_json(args.summary, summary)
 
 
-
 def _manifest_args(p):
     p.add_argument("dataset", help="k400, uk400, ucf101, hmdb51 or activitynet")
-    p.add_argument("--paths", required=True, help="the dataset's paths as JSON (keys: see `hico-bench manifest -h`)")
+    p.add_argument("--paths", required=True, help="the dataset's paths as JSON (keys per dataset: config/README.md, datasets:)")
     p.add_argument("--out", required=True, help="manifest to write (.csv)")
     p.add_argument("--quarantine", required=True, help="CSV of the videos left out (path, reason)")
     p.add_argument("--max-bad-fraction", type=float, default=0.05)

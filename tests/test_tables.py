@@ -86,7 +86,7 @@ def results(tmp_path):
         files[f"loc_{seed}"] = write_eval(ev, "localization", "activitynet",
                                           {"average_mAP": 10.0 + seed, "mAP@0.5": 20.0, "mAP@0.75": 8.0,
                                            "mAP@0.95": 1.0 + seed, "mAP_per_tiou": {"0.50": 20.0}}, seed=seed)
-        write_log(pre, f"hico_tiny_uk400_8x16" + (f"_seed{seed}" if seed else ""), [3.0, 2.0, 1.0, 0.5 + seed],
+        write_log(pre, "hico_tiny_uk400_8x16" + (f"_seed{seed}" if seed else ""), [3.0, 2.0, 1.0, 0.5 + seed],
                   iters=2)
     files["hico_k400_probe"] = write_eval(ev, "probe", "ucf101", {"top1": 30.0}, pset="k400")
     files["simclr_uk_probe"] = write_eval(ev, "probe", "ucf101", {"top1": 35.0}, method="simclr")

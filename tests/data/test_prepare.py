@@ -7,7 +7,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 import pandas as pd
 import pytest
 

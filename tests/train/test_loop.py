@@ -1,7 +1,6 @@
 """The pretraining loop end to end on tiny real videos: outputs, resume after SIGKILL, NaN handling, bad input."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

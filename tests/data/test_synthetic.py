@@ -356,7 +356,7 @@ def test_youtube_ids():
     ({"colour": 1}, "synthetic.colour"),
     ({"kinetics": {"topics": 3}}, "synthetic.kinetics.topics"),
     ({"frame_size": 31}, "synthetic.frame_size"),
-    ({"kinetics": {"clip_seconds": 7}}, "synthetic.kinetics.clip_seconds"),
+    ({"kinetics": {"clip_seconds": 5}}, "synthetic.kinetics.clip_seconds"),
     ({"kinetics": {"classes": 13}}, "synthetic.kinetics.classes"),
     ({"hmdb51": {"train_per_class": 40}}, "synthetic.hmdb51.train_per_class"),
     ({"ucf101": {"seconds": [3, 2]}}, "synthetic.ucf101.seconds"),

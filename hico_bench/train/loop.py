@@ -117,11 +117,7 @@ def _seed_everything(seed: int) -> None:
 def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, settings: dict[str, Any]) -> Path:
     """Run (or resume) one pretraining run; returns the path of ``checkpoint_last.pt``."""
     # Imports here keep `hico-bench --help` fast.
-    from hico_bench.data.datasets import PretrainDataset, ProgressBatchSampler
-    from hico_bench.data.manifest import read_manifest
-    from hico_bench.data.sampling import DeltaSchedule, clip_time
-    from hico_bench.data.transforms import PRETRAIN, PretrainAugment, augment_batch, sample_params
-    from hico_bench.losses import nt_xent, tcl_loss, vcl_loss
+    from hico_bench.data.transforms import PRETRAIN, augment_batch, sample_params
     from hico_bench.models.backbones import build_backbone
     from hico_bench.models.heads import PretrainModel
     from hico_bench.train.optim import WarmupCosine, build_optimizer, scaled_lr, set_lr
@@ -142,42 +138,9 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
     _seed_everything(s["seed"] + rank)
 
     # ---- data
-    manifest = read_manifest(manifest_path)
-    manifest = manifest[manifest["split"] == "train"].reset_index(drop=True)
-    if manifest.empty:
-        raise UserError(f"manifest {manifest_path} has no training videos.")
-    clip_t = clip_time(s["frames"], s["sampling_rate"], s["target_fps"])
-    if float(manifest["duration"].max()) < clip_t:
-        raise UserError(
-            f"no video in {manifest_path} is long enough for one clip of {clip_t:.2f} s "
-            f"(frames x sampling_rate / target_fps = {s['frames']} x {s['sampling_rate']} / {s['target_fps']}); "
-            f"the longest is {manifest['duration'].max():.2f} s."
-        )
-    if len(manifest) < s["batch_videos"] * world:
-        raise UserError(
-            f"manifest {manifest_path} has {len(manifest)} training videos, fewer than one global batch "
-            f"({s['batch_videos']} videos x {world} processes)."
-        )
-    schedule = DeltaSchedule(s["schedule"], s["delta_s"])
-    on_device = s["augment_on"] == "device"
-    if on_device and not s["decode_size"]:
-        raise UserError("augment_on: device needs decode_size, so that every clip of a batch has one frame size.")
-    dataset = PretrainDataset(
-        manifest, frames=s["frames"], sampling_rate=s["sampling_rate"], target_fps=s["target_fps"],
-        num_clips=s["num_clips"], schedule=schedule, topical=s["topical"],
-        transform=None if on_device else PretrainAugment(s["size"]),
-        decode_size=(s["decode_size"], s["decode_size"]) if on_device else s["decode_size"], seed=s["seed"],
-        cache_frames=s["cache_frames"],
-    )
+    dataset, schedule, batches, loader = _pretrain_data(manifest_path, s, world, rank, device)
     device_spec = dataclasses.replace(PRETRAIN, size=s["size"])
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=s["seed"], drop_last=True)
-    batches = ProgressBatchSampler(sampler, s["batch_videos"], s["epochs"])
-    if len(batches) == 0:
-        raise UserError(f"batch_videos {s['batch_videos']} leaves no full batch in {manifest_path}.")
-    loader = DataLoader(
-        dataset, batch_sampler=batches, num_workers=s["num_workers"], pin_memory=device.type == "cuda",
-        persistent_workers=s["num_workers"] > 0,
-    )
+    on_device = s["augment_on"] == "device"
 
     # ---- model and optimiser
     backbone = build_backbone(s["backbone"], **s["backbone_kwargs"])
@@ -245,18 +208,7 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
                     params = sample_params(device_spec, b * n, clips.shape[3], clips.shape[4], rng)
                     clips = augment_batch(clips.flatten(0, 1), params, device_spec).unflatten(0, (b, n))
                 with autocast:
-                    out = train_model(clips)
-                    z = dist.gather_with_grad(out["z"].float())
-                    if s["num_clips"] == 2:
-                        loss_vcl = nt_xent(z, s["temperature"])
-                    else:
-                        loss_vcl = vcl_loss(z, num_clips=s["num_clips"], temperature=s["temperature"])
-                    loss = s["vcl_weight"] * world * loss_vcl
-                    loss_tcl = None
-                    if s["topical"]:
-                        loss_tcl = tcl_loss(out["tcl_logits"].float(), clips_per_video=s["num_clips"],
-                                            gamma=s["gamma"])
-                        loss = loss + s["tcl_weight"] * loss_tcl
+                    loss, loss_vcl, loss_tcl = _hico_loss(train_model(clips), s, world)
                 if not torch.isfinite(loss):
                     kept = ckpt.newest_resume_point(out_dir)
                     raise TrainingDiverged(
@@ -269,7 +221,7 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
                 optimizer.step()
                 step += 1
                 t_done = time.perf_counter()
-                failures.extend(getattr(dataset, "drain_failures", lambda: [])())
+                failures.extend(dataset.drain_failures())
                 if dist.is_main():
                     clips_per_s = clips.shape[0] * clips.shape[1] * world / max(t_done - t_ready, 1e-9)
                     record = {
@@ -300,6 +252,68 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
             tmp.write_text(metrics_partial.read_text())
     dist.cleanup()
     return last_path
+
+
+def _pretrain_data(manifest_path, s: dict[str, Any], world: int, rank: int, device: torch.device):
+    """The training videos of the manifest, checked, and the dataset, delta schedule, batch sampler and loader."""
+    from hico_bench.data.datasets import PretrainDataset, ProgressBatchSampler
+    from hico_bench.data.manifest import read_manifest
+    from hico_bench.data.sampling import DeltaSchedule, clip_time
+    from hico_bench.data.transforms import PretrainAugment
+
+    manifest = read_manifest(manifest_path)
+    manifest = manifest[manifest["split"] == "train"].reset_index(drop=True)
+    if manifest.empty:
+        raise UserError(f"manifest {manifest_path} has no training videos.")
+    clip_t = clip_time(s["frames"], s["sampling_rate"], s["target_fps"])
+    if float(manifest["duration"].max()) < clip_t:
+        raise UserError(
+            f"no video in {manifest_path} is long enough for one clip of {clip_t:.2f} s "
+            f"(frames x sampling_rate / target_fps = {s['frames']} x {s['sampling_rate']} / {s['target_fps']}); "
+            f"the longest is {manifest['duration'].max():.2f} s."
+        )
+    if len(manifest) < s["batch_videos"] * world:
+        raise UserError(
+            f"manifest {manifest_path} has {len(manifest)} training videos, fewer than one global batch "
+            f"({s['batch_videos']} videos x {world} processes)."
+        )
+    schedule = DeltaSchedule(s["schedule"], s["delta_s"])
+    on_device = s["augment_on"] == "device"
+    if on_device and not s["decode_size"]:
+        raise UserError("augment_on: device needs decode_size, so that every clip of a batch has one frame size.")
+    dataset = PretrainDataset(
+        manifest, frames=s["frames"], sampling_rate=s["sampling_rate"], target_fps=s["target_fps"],
+        num_clips=s["num_clips"], schedule=schedule, topical=s["topical"],
+        transform=None if on_device else PretrainAugment(s["size"]),
+        decode_size=(s["decode_size"], s["decode_size"]) if on_device else s["decode_size"], seed=s["seed"],
+        cache_frames=s["cache_frames"],
+    )
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=s["seed"], drop_last=True)
+    batches = ProgressBatchSampler(sampler, s["batch_videos"], s["epochs"])
+    if len(batches) == 0:
+        raise UserError(f"batch_videos {s['batch_videos']} leaves no full batch in {manifest_path}.")
+    loader = DataLoader(
+        dataset, batch_sampler=batches, num_workers=s["num_workers"], pin_memory=device.type == "cuda",
+        persistent_workers=s["num_workers"] > 0,
+    )
+    return dataset, schedule, batches, loader
+
+
+def _hico_loss(out: dict[str, Any], s: dict[str, Any], world: int):
+    """(total, VCL or NT-Xent, TCL or None) for one batch: spec section 6, VCL over the gathered global batch."""
+    from hico_bench.losses import nt_xent, tcl_loss, vcl_loss
+
+    z = dist.gather_with_grad(out["z"].float())
+    if s["num_clips"] == 2:
+        loss_vcl = nt_xent(z, s["temperature"])
+    else:
+        loss_vcl = vcl_loss(z, num_clips=s["num_clips"], temperature=s["temperature"])
+    loss = s["vcl_weight"] * world * loss_vcl
+    loss_tcl = None
+    if s["topical"]:
+        loss_tcl = tcl_loss(out["tcl_logits"].float(), clips_per_video=s["num_clips"], gamma=s["gamma"])
+        loss = loss + s["tcl_weight"] * loss_tcl
+    return loss, loss_vcl, loss_tcl
 
 
 def _state(model, optimizer, epoch: int, step: int, s: dict, world: int) -> dict[str, Any]:

@@ -100,8 +100,8 @@ def keyframe_spacing_s(path: Path) -> float:
     return float(np.mean(np.diff(keys))) if len(keys) > 1 else float("nan")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_source_video_args(parser: argparse.ArgumentParser) -> None:
+    """The options of the generated source videos and their prepared copies (shared with pipeline.py)."""
     parser.add_argument("--videos", type=int, default=2, help="number of synthetic videos (default 2)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each video (default 60)")
     parser.add_argument("--fps", type=float, default=30.0)
@@ -109,6 +109,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=340)
     parser.add_argument("--short-side", type=int, default=128, help="short side of the prepared copies (default 128)")
     parser.add_argument("--keyframe-s", type=float, default=1.0, help="keyframe interval of the prepared copies")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_source_video_args(parser)
     parser.add_argument("--size", type=int, default=112, help="short side of the decoded clips (default 112)")
     parser.add_argument("--groups", type=int, default=20, help="videos opened per configuration and round "
                         "(3 windows each; default 20 = 60 clips)")

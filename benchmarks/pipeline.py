@@ -249,13 +249,7 @@ def profile_dataset(dataset: PretrainDataset, keys, top: int) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--videos", type=int, default=2, help="synthetic video files (default 2)")
-    parser.add_argument("--seconds", type=float, default=60.0, help="length of each video (default 60)")
-    parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--height", type=int, default=256)
-    parser.add_argument("--width", type=int, default=340)
-    parser.add_argument("--short-side", type=int, default=128, help="short side of the prepared copies (default 128)")
-    parser.add_argument("--keyframe-s", type=float, default=1.0, help="keyframe interval of the prepared copies")
+    _decode_benchmark().add_source_video_args(parser)
     parser.add_argument("--decode-size", type=int, default=128, help="short side clips are decoded at (default 128)")
     parser.add_argument("--size", type=int, default=112, help="crop side fed to the network (default 112)")
     parser.add_argument("--batch-videos", type=int, default=4, help="videos per batch (default 4)")

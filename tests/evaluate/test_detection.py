@@ -4,34 +4,18 @@ import numpy as np
 import pytest
 
 from hico_bench.errors import UserError
-from hico_bench.evaluate.feature_formats import write_npy_features
-from hico_bench.evaluate.localization import (
+from hico_bench.evaluate.detection import (
     TIOU_THRESHOLDS,
     anet_eval,
     average_precision,
     evaluate_detection,
     interpolated_ap,
-    load_ground_truth,
     load_predictions,
-    localization_probe,
     parse_predictions,
     segment_iou,
-    snippet_labels,
-    soft_nms,
 )
-
-
-def gt_file(tmp_path, database, name="gt.json", **extra):
-    path = tmp_path / name
-    data = {"version": "VERSION 1.3", "taxonomy": [], "database": database, **extra}
-    path.write_text(json.dumps(data))
-    return path
-
-
-def video(subset, anns, duration=100.0):
-    return {"subset": subset, "duration": duration, "resolution": "1920x1080",
-            "url": "https://www.youtube.com/watch?v=x",
-            "annotations": [{"segment": list(seg), "label": lab} for seg, lab in anns]}
+from hico_bench.evaluate.ground_truth import load_ground_truth
+from tests.evaluate.test_ground_truth import gt_file, video
 
 
 def preds(results):
@@ -222,24 +206,6 @@ def test_detection_missing_key():
         parse_predictions(data, "p.json")
 
 
-def test_ground_truth_reading(tmp_path):
-    path = gt_file(tmp_path, {
-        "x1": {**video("validation", [((1, 2), "B"), ((3, 4), "A")]), "duration": "92.166667"},  # HACS: a string
-        "x2": video("validation", []),
-        "x3": video("testing", []),
-        "x4": video("training", [((0, 1), "C")]),
-    }, taxonomy=[{"nodeName": "Root", "parentName": None}, {"nodeName": "D", "parentName": "Root"}])
-    gt = load_ground_truth(path)
-    assert gt.durations == {"x1": 92.166667, "x2": 100.0}
-    assert gt.classes == ["A", "B"] and len(gt.segments) == 2
-    assert gt.known_labels == {"A", "B", "C", "D"}
-    with pytest.raises(UserError, match="unknown subset.*'valid'.*testing, training, validation"):
-        load_ground_truth(path, subset="valid")
-    bad = gt_file(tmp_path, {"x": {"duration": 3.0, "annotations": []}}, name="bad.json")
-    with pytest.raises(UserError, match="video 'x' lacks the key 'subset'"):
-        load_ground_truth(bad)
-
-
 def test_anet_eval_prints_and_writes(tmp_path, two_class_gt, capsys):
     pred_path = tmp_path / "pred.json"
     pred_path.write_text(json.dumps(preds({"a": [((3, 20), "Run", 0.9), ((40, 60), "Jump", 0.8)],
@@ -252,56 +218,24 @@ def test_anet_eval_prints_and_writes(tmp_path, two_class_gt, capsys):
     assert "0.50" in printed and "87.50" in printed
 
 
-# ---- the probe ------------------------------------------------------------------------------------------------------
-
-def test_snippet_labels():
-    times = np.array([0.5, 1.5, 2.5, 3.5, 4.5])
-    np.testing.assert_array_equal(snippet_labels(times, [(1.0, 3.0, 2), (2.0, 4.0, 1)]), [0, 2, 2, 1, 0])
-
-
-def test_soft_nms_hand_case():
-    segs = np.array([[0, 10], [0, 10], [20, 30], [0, 5]])
-    got = soft_nms(segs, np.array([0.9, 0.8, 0.5, 0.7]), sigma=0.5)
-    # [0, 10] (0.9) is taken first: its duplicate decays by exp(-1 / 0.5), [0, 5] (tIoU 0.5) by exp(-0.25 / 0.5);
-    # then [20, 30] (0.5, no overlap), then [0, 5] (0.42), which decays the duplicate once more by exp(-0.5)
-    np.testing.assert_allclose(got, [0.9, 0.8 * np.exp(-2.5), 0.5, 0.7 * np.exp(-0.5)])
-    np.testing.assert_array_equal(soft_nms(segs, np.array([0.9, 0.8, 0.5, 0.7]), sigma=None), [0.9, 0.8, 0.5, 0.7])
+@pytest.mark.parametrize("segment, message", [
+    (["x", 3], r"'segment' is 'x', not a number"),
+    ([1, 2, 3], r"'segment' must be a \[start, end\] pair in seconds"),
+    ([None, 3], r"'segment' is None, not a number"),
+    ([0, float("inf")], r"'segment' must hold two finite numbers of seconds"),
+])
+def test_malformed_segment_is_still_refused(segment, message):
+    data = preds({"a": [((0, 17), "Run", 0.9)]})
+    data["results"]["a"][0]["segment"] = segment
+    with pytest.raises(UserError, match=f"prediction file p.json, video 'a', detection 0, {message}"):
+        parse_predictions(data, "p.json")
 
 
-def write_synthetic(tmp_path, rng, num_train=30, num_eval=15, dim=12):
-    classes = ["Archery", "Bathing dog", "Cleaning shoes"]
-    means = rng.normal(scale=2.0, size=(len(classes) + 1, dim))  # row 0: background
-    feat_dir = tmp_path / "features"
-    database = {}
-    for i in range(num_train + num_eval):
-        vid = f"vid{i:03d}_X"
-        num_snippets = int(rng.integers(30, 60))  # stride 16 at 16 fps: one snippet per second
-        duration = float(num_snippets)
-        anns, labels = [], np.zeros(num_snippets, dtype=int)
-        start = rng.uniform(0, 5)
-        while start < duration - 8:
-            length = rng.uniform(6, 15)
-            end = min(start + length, duration)
-            c = int(rng.integers(len(classes)))
-            anns.append(((start, end), classes[c]))
-            centres = np.arange(num_snippets) + 0.5
-            labels[(centres >= start) & (centres < end)] = c + 1
-            start = end + rng.uniform(4, 12)
-        feats = means[labels] + rng.normal(scale=0.7, size=(num_snippets, dim))
-        write_npy_features(feat_dir, vid, feats, {"stride": 16, "frames_per_snippet": 16, "fps": 16.0,
-                                                   "duration": duration})
-        database[vid] = video("training" if i < num_train else "validation", anns, duration=duration)
-    return feat_dir, gt_file(tmp_path, database)
-
-
-def test_probe_localizes_separable_actions(tmp_path):
-    feat_dir, gt_path = write_synthetic(tmp_path, np.random.default_rng(0))
-    out = tmp_path / "pred.json"
-    predictions = localization_probe(feat_dir, feat_dir, gt_path, out)
-    assert json.loads(out.read_text()) == predictions
-    assert sorted(predictions["results"]) == [f"vid{i:03d}_X" for i in range(30, 45)]  # validation videos only
-    det = predictions["results"]["vid030_X"][0]
-    assert set(det) == {"label", "score", "segment"} and det["label"] in {"Archery", "Bathing dog", "Cleaning shoes"}
-    metrics = evaluate_detection(load_ground_truth(gt_path), load_predictions(out))
-    assert metrics["average_mAP"] > 50
-    assert metrics["mAP@0.50"] > 80
+def test_non_string_label_and_score_are_refused():
+    data = preds({"a": [((0, 17), "Run", 0.9)]})
+    data["results"]["a"][0]["label"] = ["Run"]
+    with pytest.raises(UserError, match=r"detection 0 has the label \['Run'\], not a class name"):
+        parse_predictions(data, "p.json")
+    data = preds({"a": [((0, 17), "Run", "high")]})
+    with pytest.raises(UserError, match="detection 0, 'score' is 'high', not a number"):
+        parse_predictions(data, "p.json")

@@ -20,11 +20,18 @@ Choices where the official code is silent or crashes, kept so that its numbers a
 * A label that is a class of the file but has no ground truth in the subset is ignored (the official code raises a
   ``KeyError``; such predictions cannot change any class's AP). A label unknown to the file is a :class:`UserError`.
 * No blocked-video list is fetched (the official ``check_status`` needs a server that no longer answers).
+* A detection whose segment ends before it starts (a degenerate detection) is scored, not refused, as the official
+  evaluator scores it: its intersection with every segment is 0, so its tIoU is 0 and it counts as a false positive
+  at every threshold above 0. :func:`parse_predictions` prints one warning line with their count. The official code
+  divides by the union without a guard: when a ground-truth segment's length equals the detection's reversed length
+  the union is 0, its tIoU is NaN, and NaN passes its ``tiou < threshold`` test, so it would count that detection as
+  a true positive; here :func:`segment_iou` gives 0 for any union that is not positive, so it never matches.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -55,13 +62,15 @@ RESULT_KEYS = ("label", "score", "segment")
 class Predictions:
     source: str  # file name (or a description) for error messages
     segments: SegmentTable
+    num_degenerate: int = 0  # detections whose segment ends before it starts (kept; they never match)
 
 
 def parse_predictions(data: Any, source: str = "predictions") -> Predictions:
     """Check and flatten a prediction object in the official layout (``version``, ``results``, ``external_data``).
 
-    A missing key, a segment that is not two finite numbers or ends before it starts, a non-numeric score or a label
-    that is not a string is a :class:`UserError`.
+    A missing key, a segment that is not two finite numbers, a non-numeric score or a label that is not a string is a
+    :class:`UserError`. Detections whose segment ends before it starts are kept (they score as false positives, see
+    the module docstring), with one warning line on stderr giving their count.
     """
     if not isinstance(data, dict):
         raise UserError(f"prediction file {source} must hold a JSON object with {', '.join(PREDICTION_KEYS)}.")
@@ -75,6 +84,7 @@ def parse_predictions(data: Any, source: str = "predictions") -> Predictions:
     if not isinstance(results, dict):
         raise UserError(f"prediction file {source}: 'results' must map video ids to lists of detections.")
     rows: list[tuple[str, float, float, str, float]] = []
+    degenerate = 0
     for vid, dets in results.items():
         if not isinstance(dets, list):
             raise UserError(f"prediction file {source}: results of video {vid!r} must be a list of detections.")
@@ -86,10 +96,13 @@ def parse_predictions(data: Any, source: str = "predictions") -> Predictions:
             if not isinstance(det["label"], str):
                 raise UserError(f"{where} has the label {det['label']!r}, not a class name.")
             t0, t1 = to_segment(det["segment"], f"{where}, 'segment'")
-            if t1 < t0:
-                raise UserError(f"{where} has a segment that ends before it starts ({t0}, {t1}).")
+            degenerate += t1 < t0
             rows.append((str(vid), t0, t1, det["label"], to_float(det["score"], f"{where}, 'score'")))
-    return Predictions(source=source, segments=SegmentTable.from_rows(rows))
+    if degenerate:
+        print(f"warning: prediction file {source}: {degenerate} of {len(rows)} detections end before they start; "
+              f"they overlap nothing and count as false positives, as in the official ActivityNet evaluator.",
+              file=sys.stderr)
+    return Predictions(source=source, segments=SegmentTable.from_rows(rows), num_degenerate=degenerate)
 
 
 def load_predictions(path: str | os.PathLike) -> Predictions:

@@ -218,6 +218,88 @@ def test_anet_eval_prints_and_writes(tmp_path, two_class_gt, capsys):
     assert "0.50" in printed and "87.50" in printed
 
 
+# ---- degenerate detections (a segment that ends before it starts) ---------------------------------------------------
+
+def official_tiou(a, b, ga, gb):
+    """tIoU as the official evaluator computes it: the intersection clipped at 0 over the unguarded union."""
+    inter = max(0.0, min(b, gb) - max(a, ga))
+    union = (b - a) + (gb - ga) - inter
+    assert union != 0, "the official code gives NaN here; the cases below avoid it"
+    return inter / union
+
+
+def official_ap(gts, dets, thr):
+    """The official evaluator's loop for one class: detections by descending score; for each, its video's ground
+    truths by descending tIoU: stop (false positive) at the first tIoU below the threshold, skip matched ones, match
+    the first free one. AP: the VOC interpolated sum over the ranks where recall grows."""
+    order = sorted(range(len(dets)), key=lambda i: -dets[i][3])
+    locked, flags = set(), []
+    for i in order:
+        v, a, b, _ = dets[i]
+        cands = sorted(((official_tiou(a, b, ga, gb), j) for j, (gv, ga, gb) in enumerate(gts) if gv == v),
+                       key=lambda c: -c[0])
+        hit = False
+        for tiou, j in cands:
+            if tiou < thr:
+                break
+            if j in locked:
+                continue
+            locked.add(j)
+            hit = True
+            break
+        flags.append(hit)
+    precision = [sum(flags[: r + 1]) / (r + 1) for r in range(len(flags))]
+    return sum(max(precision[r:]) / len(gts) for r in range(len(flags)) if flags[r])
+
+
+def test_segment_iou_of_a_degenerate_segment_is_zero():
+    # [20, 5] against [0, 17]: union 17 - 15 = 2; against [0, 15]: union 0 (NaN officially); against [0, 10]: -5
+    np.testing.assert_array_equal(segment_iou([20, 5], np.array([[0, 17], [0, 15], [0, 10], [4, 30]])), [0, 0, 0, 0])
+
+
+def test_degenerate_detection_is_a_false_positive_hand_case(two_class_gt, tmp_path, capsys):
+    # Run: [0, 17] (0.9) TP, [20, 5] (0.8) degenerate FP, b [10, 30] (0.7) TP: precision 1, 1/2, 2/3 at recall
+    # 1/2, 1/2, 1 -> AP 1/2 * 1 + 1/2 * 2/3 = 5/6 at every threshold. Jump: 1.
+    data = preds({"a": [((0, 17), "Run", 0.9), ((20, 5), "Run", 0.8), ((40, 60), "Jump", 0.5)],
+                  "b": [((10, 30), "Run", 0.7)]})
+    path = tmp_path / "pred.json"
+    path.write_text(json.dumps(data))
+    clean = preds({"a": [((0, 17), "Run", 0.9)]})
+    assert parse_predictions(clean, "clean.json").num_degenerate == 0 and capsys.readouterr().err == ""
+    m = anet_eval(two_class_gt.path, path)
+    want_run = [official_ap([("a", 0, 17), ("b", 10, 30)],
+                            [("a", 0, 17, 0.9), ("a", 20, 5, 0.8), ("b", 10, 30, 0.7)], t) for t in TIOU_THRESHOLDS]
+    assert want_run == pytest.approx([5 / 6] * 10, rel=1e-12)
+    assert m["per_class"]["Run"] == pytest.approx(100 * 5 / 6, rel=1e-12)
+    assert m["average_mAP"] == pytest.approx(100 * (5 / 6 + 1) / 2, rel=1e-12)
+    assert m["num_predictions"] == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"warning: prediction file {path}: 1 of 4 detections end before they start; they overlap "
+                   "nothing and count as false positives, as in the official ActivityNet evaluator."]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_degenerate_detections_score_as_the_official_evaluator(seed, capsys):
+    rng = np.random.default_rng(100 + seed)
+    gts, dets = random_case(rng, num_pred=30)
+    flip = rng.random(len(dets)) < 0.3  # reverse about a third of the detections: they end before they start
+    dets = [(v, b, a, s) if f else (v, a, b, s) for (v, a, b, s), f in zip(dets, flip)]
+    got = average_precision(
+        [g[0] for g in gts], [g[1:] for g in gts], [d[0] for d in dets], [d[1:3] for d in dets],
+        [d[3] for d in dets], TIOU_THRESHOLDS,
+    )
+    want = [official_ap(gts, dets, t) for t in TIOU_THRESHOLDS]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert 0 < np.mean(want) < 1
+    # parse_predictions keeps them, counts them, and says so in one line
+    results = {}
+    for v, a, b, s in dets:
+        results.setdefault(v, []).append(((a, b), "Run", s))
+    p = parse_predictions(preds(results), "p.json")
+    assert p.num_degenerate == int(flip.sum()) > 0
+    assert f"p.json: {int(flip.sum())} of 30 detections end before they start" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("segment, message", [
     (["x", 3], r"'segment' is 'x', not a number"),
     ([1, 2, 3], r"'segment' must be a \[start, end\] pair in seconds"),

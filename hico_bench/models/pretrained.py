@@ -5,7 +5,8 @@ it, strictly, from a file in one of these formats, detected from the file or nam
 
 - ``"hico-bench"``: this project's pretraining checkpoint (``hico_bench/train/loop.py::_state``): a dict with
   ``"format": "hico-bench-pretrain-v1"``, ``"backbone_name"``, ``"backbone_kwargs"`` and ``"model"``, the pretraining
-  model's state (``backbone.*`` and the pretraining heads ``g.*``, ``h.*``, ``phi.*``). A checkpoint of another backbone, or of the same backbone with other options, is refused naming both.
+  model's state (``backbone.*`` and the pretraining heads ``g.*``, ``h.*``, ``phi.*``). A checkpoint of another
+  backbone, or of the same backbone with other options, is refused naming both.
 - ``"official"``: the backbone's upstream layout, translated by ``CONVERTERS[backbone]``. For ``s3dg`` that is the
   layout of the official HiCo / TAdaConv code (pytorch-video-understanding ``.pyth`` files, weights under
   ``"model_state"``; an EMA copy under ``"model_ema_state"`` is not read), see :func:`convert_official_s3dg`.

@@ -19,29 +19,23 @@ from hico_bench.errors import UserError
 from hico_bench.io import atomic_path
 
 
-def load_backbone(checkpoint: str | os.PathLike | None, model: dict[str, Any], seed: int = 0) -> torch.nn.Module:
+def load_backbone(checkpoint: str | os.PathLike | None, model: dict[str, Any], seed: int = 0,
+                  checkpoint_format: str = "auto") -> torch.nn.Module:
     """The backbone named in ``model`` with the checkpoint's weights, or at random init (seeded) when None.
 
-    A checkpoint of another backbone than the config's is an error naming both.
+    The checkpoint may be any file :func:`hico_bench.models.pretrained.load_pretrained` reads, in the format
+    ``checkpoint_format`` (``"auto"``: detected): this project's pretraining checkpoint, the official HiCo /
+    TAdaConv ``.pyth`` of the backbone, or a plain state dict. A hico-bench checkpoint of another backbone than the
+    config's is an error naming both. The checkpoint path draws from torch's RNG exactly as the random init does.
     """
     from hico_bench.models.backbones import build_backbone
-    from hico_bench.models.heads import load_backbone_state
-    from hico_bench.train.checkpoint import load_checkpoint
+    from hico_bench.models.pretrained import load_pretrained
 
     torch.manual_seed(seed)
-    backbone = build_backbone(model["backbone"], **model.get("backbone_kwargs", {}))
+    kwargs = model.get("backbone_kwargs", {})
     if checkpoint is None:
-        return backbone
-    state = load_checkpoint(checkpoint)
-    if state.get("backbone_name") != model["backbone"] or state.get("backbone_kwargs", {}) != model.get(
-            "backbone_kwargs", {}):
-        raise UserError(
-            f"checkpoint {checkpoint} holds a {state.get('backbone_name')!r} backbone "
-            f"{state.get('backbone_kwargs') or ''}but the config asks for {model['backbone']!r} "
-            f"{model.get('backbone_kwargs') or ''}; set model.backbone to match."
-        )
-    load_backbone_state(backbone, state["model"], source=f"checkpoint {checkpoint}", expected=model["backbone"])
-    return backbone
+        return build_backbone(model["backbone"], **kwargs)
+    return load_pretrained(checkpoint, model["backbone"], format=checkpoint_format, **kwargs)
 
 
 def _device() -> torch.device:

@@ -1,20 +1,18 @@
-"""Pre-training and fine-tuning heads (method.md section 5) and loading a pretrained backbone into a model.
+"""Pre-training and fine-tuning heads (method.md section 5).
 
 - :class:`ProjectionMLP` is HiCo's ``MLP`` (used for both g and h, separate weights).
 - :class:`TopicalPredictor` is phi, scoring every ordered pair of h's outputs.
 - :class:`PretrainModel` = backbone f + g (+ h and phi when ``topical``).
 - :class:`ClassifierModel` = backbone -> dropout -> Linear named ``head`` (LFT optimises the params named ``head``).
+
+Loading a backbone's weights from a file is :mod:`hico_bench.models.pretrained`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-from hico_bench.errors import UserError
 
 HEAD_BN_EPS = 1e-3
 
@@ -109,59 +107,3 @@ class ClassifierModel(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.dropout(self.backbone(x)))
-
-
-def _strip_prefix(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Drop a DistributedDataParallel ``module.`` prefix, then keep ``backbone.*`` entries without that prefix."""
-    out: dict[str, Tensor] = {}
-    for key, value in state.items():
-        if key.startswith("module."):
-            key = key[len("module."):]
-        if key.startswith("backbone."):
-            out[key[len("backbone."):]] = value
-    return out
-
-
-def identify_backbone(state: Mapping[str, Tensor]) -> str | None:
-    """The name in BACKBONES whose default build has exactly the tensor names of ``state`` (None if no match).
-
-    Shapes are not compared (``tiny`` of any width matches ``tiny``). Built on the meta device: no memory, no init.
-    """
-    from hico_bench.models.backbones import BACKBONES
-
-    keys = set(state)
-    for name, builder in BACKBONES.items():
-        with torch.device("meta"):
-            candidate = builder()
-        if set(candidate.state_dict()) == keys:
-            return name
-    return None
-
-
-def load_backbone_state(target: nn.Module, checkpoint_state: Mapping[str, Tensor], *, source: str = "the checkpoint",
-                        expected: str | None = None) -> nn.Module:
-    """Copy the ``backbone.*`` weights of ``checkpoint_state`` into ``target`` and return the backbone.
-
-    ``target`` is a model with a ``backbone`` attribute or a bare backbone. Everything else in the checkpoint (the
-    pre-training heads) is dropped, as the official ``strict=False`` load does; the backbone itself is loaded
-    strictly. A mismatch raises UserError naming ``source``, the backbone the checkpoint holds (identified from its
-    tensor names) and the one expected (``expected``, else the target's ``backbone_name``).
-    """
-    backbone = target.backbone if hasattr(target, "backbone") else target
-    state = _strip_prefix(checkpoint_state)
-    wanted = expected or getattr(backbone, "backbone_name", None) or type(backbone).__name__
-    if not state:
-        raise UserError(f"{source} holds no 'backbone.*' weights, so it cannot initialise the {wanted} backbone.")
-    own = backbone.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    bad_shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or bad_shape:
-        held = identify_backbone(state) or "unknown"
-        detail = (f"{len(missing)} missing, {len(unexpected)} unexpected and {len(bad_shape)} mis-shaped tensors, "
-                  f"first: {(missing + unexpected + bad_shape)[0]!r}")
-        raise UserError(
-            f"{source} holds a {held} backbone that does not match the configured {wanted} backbone ({detail})."
-        )
-    backbone.load_state_dict(state, strict=True)
-    return backbone

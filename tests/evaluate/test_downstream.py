@@ -96,8 +96,27 @@ def test_a_checkpoint_of_another_backbone_is_refused_naming_both(tmp_path):
     save_checkpoint(tmp_path / "c.pt", {"model": {f"backbone.{k}": v for k, v in backbone.state_dict().items()},
                                         "backbone_name": "tiny", "backbone_kwargs": MODEL["backbone_kwargs"]})
     assert load_backbone(str(tmp_path / "c.pt"), MODEL) is not None
-    with pytest.raises(UserError, match=r"holds a 'tiny' backbone .*config asks for 's3dg'"):
+    with pytest.raises(UserError, match=r"holds a 'tiny' backbone .* but a 's3dg' backbone was asked for"):
         load_backbone(str(tmp_path / "c.pt"), {**MODEL, "backbone": "s3dg", "backbone_kwargs": {}})
+    with pytest.raises(UserError, match=r"c\.pt cannot be read in an official layout for the tiny backbone"):
+        load_backbone(str(tmp_path / "c.pt"), MODEL, checkpoint_format="official")
+
+
+def test_load_backbone_from_a_checkpoint_leaves_the_rng_as_random_init_does(tmp_path):
+    """Downstream heads are initialised after load_backbone: the checkpoint path must draw exactly as before."""
+    from hico_bench.models.backbones import build_backbone
+    from hico_bench.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(9)
+    source = build_backbone("tiny", **MODEL["backbone_kwargs"])
+    save_checkpoint(tmp_path / "c.pt", {"model": {f"backbone.{k}": v for k, v in source.state_dict().items()},
+                                        "backbone_name": "tiny", "backbone_kwargs": MODEL["backbone_kwargs"]})
+    loaded = load_backbone(str(tmp_path / "c.pt"), MODEL, seed=3)
+    after_checkpoint = torch.get_rng_state()
+    torch.manual_seed(3)
+    build_backbone("tiny", **MODEL["backbone_kwargs"])
+    assert torch.equal(after_checkpoint, torch.get_rng_state())
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in source.state_dict().items())
 
 
 def test_activitynet_export_writes_every_layout_resumes_and_quarantines(tmp_path):

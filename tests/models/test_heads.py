@@ -3,15 +3,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hico_bench.errors import UserError
 from hico_bench.models.backbones import build_backbone
 from hico_bench.models.heads import (
     ClassifierModel,
     PretrainModel,
     ProjectionMLP,
     TopicalPredictor,
-    identify_backbone,
-    load_backbone_state,
 )
 
 
@@ -104,42 +101,3 @@ def test_classifier_head_is_the_only_param_named_head():
     assert [n for n, _ in model.named_parameters() if "head" in n] == ["head.weight", "head.bias"]
     assert model(torch.randn(2, 3, 4, 16, 16)).shape == (2, 5)
     assert model.dropout.p == 0.5
-
-
-def test_load_backbone_state_keeps_only_backbone_weights():
-    torch.manual_seed(4)
-    pre = PretrainModel(build_backbone("tiny", out_dim=16), 3, True, mid_dim=32, out_dim=8)
-    state = {f"module.{k}": v for k, v in pre.state_dict().items()}  # as saved from DDP
-    clf = ClassifierModel(build_backbone("tiny", out_dim=16), num_classes=4)
-    head_before = clf.head.weight.clone()
-    load_backbone_state(clf, state)
-    for key, value in pre.backbone.state_dict().items():
-        assert torch.equal(clf.backbone.state_dict()[key], value)
-    assert torch.equal(clf.head.weight, head_before)
-    bare = build_backbone("tiny", out_dim=16)
-    assert load_backbone_state(bare, pre.state_dict()) is bare
-
-
-def test_load_backbone_state_names_both_backbones_on_mismatch():
-    with torch.device("meta"):
-        s3dg = build_backbone("s3dg")
-    state = {f"backbone.{k}": v for k, v in s3dg.state_dict().items()}
-    clf = ClassifierModel(build_backbone("tiny"), num_classes=3)
-    with pytest.raises(UserError, match=r"ckpt\.pyth holds a s3dg backbone .* configured tiny backbone"):
-        load_backbone_state(clf, state, source="ckpt.pyth")
-
-
-def test_load_backbone_state_rejects_a_different_width_and_no_backbone():
-    wide = PretrainModel(build_backbone("tiny", out_dim=32), 2, False, mid_dim=8, out_dim=4).state_dict()
-    with pytest.raises(UserError, match=r"holds a tiny backbone .* configured tiny backbone .* mis-shaped"):
-        load_backbone_state(build_backbone("tiny", out_dim=16), wide)
-    with pytest.raises(UserError, match=r"holds no 'backbone\.\*' weights"):
-        load_backbone_state(build_backbone("tiny"), {"head.weight": torch.zeros(1)}, source="x.pt")
-
-
-def test_identify_backbone_from_tensor_names():
-    with torch.device("meta"):
-        names = {n: build_backbone(n).state_dict() for n in ("r2plus1d10", "r2plus1d18", "r3d18")}
-    for name, state in names.items():
-        assert identify_backbone(state) == name
-    assert identify_backbone({"foo": torch.zeros(1)}) is None

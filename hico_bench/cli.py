@@ -1,13 +1,17 @@
-"""`hico-bench <verb>`: argument parsing only; each verb calls one library function.
+"""`hico-bench <verb>`: each verb reads its arguments, checks its settings against their declaration
+(:mod:`hico_bench.settings`, :data:`hico_bench.evaluate.tasks.TASKS`), calls one library function and writes its result.
 
-A :class:`~hico_bench.errors.UserError` is printed as one sentence (no traceback) and exits with status 2.
+There is one verb per downstream task, made from :data:`~hico_bench.evaluate.tasks.TASKS`. A
+:class:`~hico_bench.errors.UserError` (a wrong path, an unknown setting, a malformed file) is printed as one sentence,
+without a traceback, with exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+import time
+from typing import Any, Callable
 
 from hico_bench.config import parse_settings
 from hico_bench.errors import UserError
@@ -26,14 +30,60 @@ def command(name: str, help: str, configure: Callable[[argparse.ArgumentParser],
 
 
 def _settings_arg(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--settings", default=None, help=f"{what}: a JSON object, or @FILE (JSON or YAML)")
+    p.add_argument("--settings", default=None, help=f"{what}: a JSON object, or @FILE (JSON or YAML); "
+                   "config/README.md lists every key")
+
+
+def _model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="backbone and clip geometry as JSON: backbone, backbone_kwargs, "
+                   "frames, size, decode_size, sampling_rate, target_fps")
+
+
+def _run_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", default=None, help="what is evaluated, as JSON: the run identity (method, backbone, set, "
+                   "pretrain_input, seed, external); copied into the metrics file")
+
+
+def _checkpoint_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint file, or 'none' for random init")
+    p.add_argument("--checkpoint-format", default="auto", help="auto, hico-bench, official or state_dict")
+
+
+def _checkpoint(value: str) -> str | None:
+    return None if value.lower() == "none" else value
+
+
+def _model(args) -> dict[str, Any]:
+    from hico_bench.settings import MODEL
+
+    return MODEL.resolve(parse_settings(args.model, "--model"))
+
+
+def _identity(args) -> dict[str, Any] | None:
+    from hico_bench.identity import RunIdentity
+
+    if args.run is None:
+        return None
+    return RunIdentity.from_dict(parse_settings(args.run, "--run"), "--run").as_dict()
+
+
+def _write_metrics(args, task: str, dataset: str, split: int | None, model: dict | None, result: dict,
+                   seconds: float) -> None:
+    """The metrics file: what was evaluated (run identity, downstream input, task, dataset, split), the result."""
+    from hico_bench.identity import input_label
+    from hico_bench.io import write_json
+
+    record = {"run": _identity(args), "task": task, "dataset": dataset, "split": split,
+              "downstream_input": input_label(model["frames"], model["size"]) if model else None,
+              "checkpoint": getattr(args, "checkpoint", None), **result, "seconds": seconds}
+    write_json(args.out, record)
 
 
 # --------------------------------------------------------------------------------------------------- data stage
 def _synthesize_args(p):
     p.add_argument("--root", required=True, help="folder to write the synthetic datasets into")
     p.add_argument("--seed", type=int, default=0)
-    _settings_arg(p, "generator sizes (see hico_bench/data/synthetic.py)")
+    _settings_arg(p, "generator sizes")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--summary", default=None, help="write the paths and counts as JSON here (written last)")
 
@@ -50,7 +100,7 @@ def synthesize(args):
 
 def _manifest_args(p):
     p.add_argument("dataset", help="k400, uk400, ucf101, hmdb51 or activitynet")
-    p.add_argument("--paths", required=True, help="the dataset's paths as JSON (keys per dataset: config/README.md, datasets:)")
+    p.add_argument("--paths", required=True, help="the dataset's paths as JSON (keys: config/README.md, datasets:)")
     p.add_argument("--out", required=True, help="manifest to write (.csv)")
     p.add_argument("--quarantine", required=True, help="CSV of the videos left out (path, reason)")
     p.add_argument("--max-bad-fraction", type=float, default=0.05)
@@ -64,10 +114,9 @@ def manifest(args):
     from hico_bench.data.manifest import build_dataset_manifest
 
     build_dataset_manifest(
-        args.dataset, parse_settings(args.paths), args.out, args.quarantine,
+        args.dataset, parse_settings(args.paths, "--paths"), args.out, args.quarantine,
         max_bad_fraction=args.max_bad_fraction, workers=args.workers, split=args.split,
     )
-
 
 
 def _prepare_args(p):
@@ -98,119 +147,100 @@ def prepare(args):
 def _pretrain_args(p):
     p.add_argument("--manifest", required=True, help="manifest of the pretraining set (its train split is used)")
     p.add_argument("--out-dir", required=True, help="run folder: checkpoints, metrics.jsonl (resumed if present)")
-    _settings_arg(p, "pretraining settings (keys of hico_bench.train.loop.DEFAULTS)")
+    _settings_arg(p, "pretraining settings")
+    _run_arg(p)
 
 
 @command("pretrain", "pretrain a backbone with HiCo or one of its ablations (resumes automatically)", _pretrain_args)
 def pretrain(args):
+    from hico_bench.io import write_json
+    from hico_bench.train.distributed import is_main
     from hico_bench.train.loop import pretrain as run
+    from hico_bench.train.loop import resolve_settings
 
-    run(args.manifest, args.out_dir, parse_settings(args.settings))
+    settings = parse_settings(args.settings)
+    resolve_settings(settings)  # every mistake is reported before anything is written
+    identity = _identity(args)
+    if identity is not None and is_main():
+        write_json(f"{args.out_dir}/run.json", identity)
+    run(args.manifest, args.out_dir, settings)
 
 
 # -------------------------------------------------------------------------------------------------- downstream
-def _eval_common(p, checkpoint=True):
-    if checkpoint:
-        p.add_argument("--checkpoint", required=True, help="pretraining checkpoint, or 'none' for random init")
-    p.add_argument("--model", required=True, help="the config's model: section as JSON (backbone, frames, size, ...)")
-    p.add_argument("--meta", default="{}", help="what is evaluated (run, pretrain fields, dataset, split) as JSON;"
-                   " copied into the metrics file")
-    _settings_arg(p, "task settings")
-
-
-def _checkpoint(value: str) -> str | None:
-    return None if value.lower() == "none" else value
-
-
-def _write_metrics(out: str, meta: dict, task: str, result: dict) -> None:
-    from hico_bench.io import write_json
-
-    write_json(out, {**meta, "task": task, **result})
-
-
 def _features_args(p):
     p.add_argument("--manifest", required=True)
     p.add_argument("--out", required=True, help=".npz with train/test features, labels and ids")
-    _eval_common(p)
+    _checkpoint_arg(p)
+    _model_arg(p)
+    _settings_arg(p, "feature settings")
 
 
-@command("features", "extract frozen video features (10 clips averaged) of a dataset's train and test splits",
-         _features_args)
+@command("features", "extract frozen video features (evenly spaced clips averaged) of a dataset's train and test "
+         "splits, for the tasks that read features", _features_args)
 def features(args):
     from hico_bench.evaluate.features import cache_video_features
 
-    s = parse_settings(args.settings)
-    cache_video_features(_checkpoint(args.checkpoint), args.manifest, parse_settings(args.model), args.out, **s)
+    cache_video_features(_checkpoint(args.checkpoint), args.manifest, _model(args), args.out,
+                         parse_settings(args.settings), checkpoint_format=args.checkpoint_format)
 
 
-def _on_features_args(p):
-    p.add_argument("--features", required=True, help=".npz written by `hico-bench features`")
-    p.add_argument("--out", required=True, help="metrics JSON to write")
-    _eval_common(p, checkpoint=False)
+def _task_args(task):
+    def configure(p):
+        p.add_argument("--out", required=True, help="metrics JSON to write")
+        p.add_argument("--dataset", required=True, help="the dataset evaluated (ucf101, hmdb51)")
+        p.add_argument("--split", type=int, default=1, help="its official split")
+        _run_arg(p)
+        _settings_arg(p, f"{task.name} settings")
+        if task.reads == "features":
+            p.add_argument("--features", required=True, help=".npz written by `hico-bench features`")
+        else:
+            p.add_argument("--manifest", required=True, help="the dataset's manifest")
+            _checkpoint_arg(p)
+            _model_arg(p)
+
+    return configure
 
 
-@command("probe", "strict linear probe (logistic regression) on cached frozen features", _on_features_args)
-def probe(args):
-    import time
+def _task_command(task):
+    def run(args):
+        t0 = time.perf_counter()
+        settings = parse_settings(args.settings)
+        fn = task.runner()
+        if task.reads == "features":
+            from hico_bench.evaluate.features import load_features
 
-    import numpy as np
+            feats = load_features(args.features)
+            model = feats["model"]
+            result = fn(feats, settings, where=args.features)
+            extra = float(feats["seconds"])
+        else:
+            from hico_bench.data.manifest import read_manifest
 
-    from hico_bench.evaluate.probe import linear_probe, source_groups
+            model = _model(args)
+            result = fn(_checkpoint(args.checkpoint), read_manifest(args.manifest), model, settings,
+                        where=args.manifest, checkpoint_format=args.checkpoint_format)
+            extra = 0.0
+        _write_metrics(args, task.name, args.dataset, args.split, model, result, time.perf_counter() - t0 + extra)
 
-    t0 = time.perf_counter()
-    f = np.load(args.features)
-    groups = source_groups(f["train_ids"])
-    result = linear_probe(f["train_x"], f["train_y"], f["test_x"], f["test_y"], where=args.features,
-                          groups=groups, **parse_settings(args.settings))
-    chosen_c = result.pop("C")
-    holdout = result.pop("holdout_accuracy")
-    _write_metrics(args.out, parse_settings(args.meta), "probe", {
-        "metrics": result, "seconds": time.perf_counter() - t0 + float(f["seconds"]),
-        "protocol": {"classifier": "logistic regression on standardised features", "views": int(f["views"]),
-                     "C": chosen_c, "holdout_accuracy_by_C": holdout, "backbone": "frozen, eval mode",
-                     "holdout": "whole source groups" if groups is not None else "class-stratified"}})
-
-
-@command("retrieval", "nearest-neighbour retrieval R@k (test queries, train gallery, cosine)", _on_features_args)
-def retrieval(args):
-    import time
-
-    import numpy as np
-
-    from hico_bench.evaluate.retrieval import recall_at_k
-
-    t0 = time.perf_counter()
-    f = np.load(args.features)
-    s = {"ks": [1, 5, 10, 20, 50], "center": False, **parse_settings(args.settings)}
-    metrics = recall_at_k(f["test_x"], f["test_y"], f["train_x"], f["train_y"], ks=tuple(s["ks"]),
-                          center=s["center"])
-    _write_metrics(args.out, parse_settings(args.meta), "retrieval", {
-        "metrics": metrics, "seconds": time.perf_counter() - t0 + float(f["seconds"]),
-        "protocol": {"queries": "test split", "gallery": "train split", "views": int(f["views"]),
-                     "similarity": "cosine", "center": s["center"]}})
+    return run
 
 
-def _finetune_args(p):
-    p.add_argument("mode", choices=["ft", "lft"], help="ft: fine-tune everything; lft: only the final layer")
-    p.add_argument("--manifest", required=True)
-    p.add_argument("--out", required=True, help="metrics JSON to write")
-    _eval_common(p)
+def _register_tasks() -> None:
+    from hico_bench.evaluate.tasks import TASKS
+
+    for task in TASKS.values():
+        command(task.name, task.help, _task_args(task))(_task_command(task))
 
 
-@command("finetune", "fine-tune (ft) or linearly evaluate (lft) a checkpoint on UCF101 / HMDB51", _finetune_args)
-def finetune(args):
-    from hico_bench.data.manifest import read_manifest
-    from hico_bench.evaluate.classify import finetune as run
-
-    result = run(args.mode, _checkpoint(args.checkpoint), read_manifest(args.manifest), parse_settings(args.model),
-                 parse_settings(args.settings), where=args.manifest)
-    _write_metrics(args.out, parse_settings(args.meta), args.mode, result)
+_register_tasks()
 
 
 def _export_args(p):
     p.add_argument("--manifest", required=True, help="ActivityNet manifest")
     p.add_argument("--out-dir", required=True, help="feature folder (resumed if it holds videos already)")
-    _eval_common(p)
+    _checkpoint_arg(p)
+    _model_arg(p)
+    _settings_arg(p, "export settings")
 
 
 @command("export-features", "slide the backbone over ActivityNet videos; write .npy, BMN CSV and G-TAD HDF5 features",
@@ -218,8 +248,8 @@ def _export_args(p):
 def export_features(args):
     from hico_bench.evaluate.export import export_features as run
 
-    run(_checkpoint(args.checkpoint), args.manifest, parse_settings(args.model), args.out_dir,
-        parse_settings(args.settings))
+    run(_checkpoint(args.checkpoint), args.manifest, _model(args), args.out_dir, parse_settings(args.settings),
+        checkpoint_format=args.checkpoint_format)
 
 
 def _localize_args(p):
@@ -227,31 +257,22 @@ def _localize_args(p):
     p.add_argument("--ground-truth", required=True, help="ActivityNet v1.3 JSON")
     p.add_argument("--predictions", required=True, help="detections to write (official layout)")
     p.add_argument("--out", required=True, help="metrics JSON to write")
-    _eval_common(p, checkpoint=False)
+    _run_arg(p)
+    _settings_arg(p, "localization probe settings")
 
 
 @command("localize", "train the light localization probe on training-subset features, detect and score the "
          "validation subset", _localize_args)
 def localize(args):
-    import time
-
-    from hico_bench.evaluate.localization import evaluate_detection, load_ground_truth, localization_probe, \
-        parse_predictions
+    from hico_bench.evaluate.localizer import run_localization
     from hico_bench.io import read_json
 
     t0 = time.perf_counter()
-    predictions = localization_probe(args.features, args.features, args.ground_truth, args.predictions,
-                                     **parse_settings(args.settings))
-    metrics = evaluate_detection(load_ground_truth(args.ground_truth, "validation"),
-                                 parse_predictions(predictions, args.predictions))
+    result = run_localization(args.features, args.ground_truth, args.predictions, parse_settings(args.settings))
     export = read_json(f"{args.features}/export.json")
-    _write_metrics(args.out, parse_settings(args.meta), "localization", {
-        "metrics": {k: v for k, v in metrics.items() if k == "average_mAP" or k.startswith("mAP@")},
-        "mAP_per_tiou": metrics["mAP_per_tiou"],
-        "protocol": {"localizer": "linear snippet probe (actionness runs + soft-NMS)", "subset": "validation",
-                     "tiou_thresholds": "0.5:0.05:0.95", "stride": export["stride"],
-                     "snippet_frames": export["snippet_frames"], "predictions": args.predictions},
-        "seconds": time.perf_counter() - t0 + export["seconds"]})
+    result["protocol"].update(stride=export["stride"], snippet_frames=export["snippet_frames"])
+    _write_metrics(args, "localization", "activitynet", None, export.get("model"), result,
+                   time.perf_counter() - t0 + export["seconds"])
 
 
 def _anet_eval_args(p):
@@ -264,38 +285,9 @@ def _anet_eval_args(p):
 @command("anet-eval", "score detections with the ActivityNet protocol (average mAP over tIoU 0.5:0.05:0.95)",
          _anet_eval_args)
 def anet_eval(args):
-    from hico_bench.evaluate.localization import anet_eval as run
+    from hico_bench.evaluate.detection import anet_eval as run
 
     run(args.ground_truth, args.predictions, subset=args.subset, out_path=args.out)
-
-
-# ------------------------------------------------------------------------------------------------------- tables
-def _tables_args(p):
-    p.add_argument("--eval-dir", default="results/eval", help="folder of <run>/<task>_<dataset>.json")
-    p.add_argument("--pretrain-dir", default="results/pretrain", help="folder of <run>/metrics.jsonl")
-    p.add_argument("--reference", default=None, help="the paper's numbers (default: the committed copy)")
-    p.add_argument("--out-dir", default="results/tables")
-
-
-@command("tables", "collect every metrics file into tables beside the paper's numbers (CSV + Markdown)",
-         _tables_args)
-def tables(args):
-    from hico_bench.tables import REFERENCE_CSV, build_tables
-
-    build_tables(args.eval_dir, args.pretrain_dir, args.reference or REFERENCE_CSV, args.out_dir)
-
-
-def _plots_args(p):
-    p.add_argument("--eval-dir", default="results/eval")
-    p.add_argument("--pretrain-dir", default="results/pretrain")
-    p.add_argument("--out-dir", default="results/plots")
-
-
-@command("plots", "loss curves, delta_max over training, ablation bars and retrieval R@k curves (PNG)", _plots_args)
-def plots(args):
-    from hico_bench.plots import make_plots
-
-    make_plots(args.eval_dir, args.pretrain_dir, args.out_dir)
 
 
 def _merge_args(p):
@@ -311,9 +303,36 @@ def merge_splits(args):
     write_json(args.out, merge_split_metrics(args.inputs))
 
 
+# ------------------------------------------------------------------------------------------------------- tables
+def _results_args(p):
+    p.add_argument("--eval", nargs="*", default=[], help="evaluation metrics files (<task>_<dataset>.json)")
+    p.add_argument("--pretrain", nargs="*", default=[], help="pretraining logs (metrics.jsonl, with run.json beside)")
+    p.add_argument("--out-dir", required=True)
+
+
+def _tables_args(p):
+    _results_args(p)
+    p.add_argument("--reference", default=None, help="the paper's numbers (default: the committed copy)")
+
+
+@command("tables", "the given metrics files as tables beside the paper's numbers (CSV + Markdown)", _tables_args)
+def tables(args):
+    from hico_bench.tables import REFERENCE_CSV, build_tables
+
+    build_tables(args.eval, args.pretrain, args.reference or REFERENCE_CSV, args.out_dir)
+
+
+@command("plots", "loss curves, delta_max over training, ablation bars and retrieval R@k curves (PNG)", _results_args)
+def plots(args):
+    from hico_bench.plots import make_plots
+
+    make_plots(args.eval, args.pretrain, args.out_dir)
+
+
 # --------------------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hico-bench", description="hico-bench: the HiCo benchmark and evaluation harness.")
+    parser = argparse.ArgumentParser(prog="hico-bench", description="hico-bench: the HiCo benchmark and evaluation "
+                                     "harness.")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for name, (help, configure, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help, description=help)

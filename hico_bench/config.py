@@ -1,19 +1,27 @@
-"""The experiment grid and per-job settings, derived from the validated config dict.
+"""The experiment grid and every job's settings, derived from the validated config.
 
-Snakemake validates the YAML against ``workflow/schemas/config.schema.yaml`` (which also fills defaults) and then
-calls the functions here from ``workflow/rules/common.smk``. Keeping the grid in Python makes it testable and keeps
-the rules thin. Every job receives only the settings it depends on, so that changing one key reruns exactly the jobs
-that depend on it (Snakemake's params rerun trigger).
+``workflow/rules/common.smk`` calls :func:`build_grid` once; the rules look their jobs up in the result. Keeping the
+grid in Python makes it testable and keeps the rules thin. Every job receives only the settings it depends on, so that
+changing one key reruns exactly the jobs that depend on it (Snakemake's params rerun trigger).
+
+The grid: the base configuration and each of its ``groups`` (a group overrides ``model``, ``pretrain``,
+``downstream``, ``localization``, ``variants`` or ``seeds`` of the base, so that one DAG holds, say, the paper's S3D-G
+grid and its R3D-18 rows). Each gives pretraining runs (variants x sets x seeds), the checkpoints evaluated downstream
+(those runs, random init and the external checkpoints) and their evaluations (downstream input x task x dataset x
+split). A job that two groups ask for with the same settings is one job; with different settings it is an error.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from hico_bench.errors import UserError, choice_error
+from hico_bench.identity import NO_PRETRAINING, RANDOM_INIT, RunIdentity, check_name_part, input_label
 
 DATASETS = ("k400", "uk400", "ucf101", "hmdb51", "activitynet")
 
@@ -29,6 +37,9 @@ SYNTHETIC_LAYOUT: dict[str, dict[str, Any]] = {
 
 #: Keys of each dataset entry that are paths (the others, like ``layout``, are options).
 PATH_KEYS = {"csv", "videos", "segments_list", "root", "splits_dir", "json"}
+
+#: What a group may override.
+GROUP_KEYS = ("seeds", "model", "pretrain", "variants", "downstream", "localization")
 
 
 def dataset_paths(config: dict, name: str) -> dict[str, Any]:
@@ -66,101 +77,238 @@ def required_inputs(config: dict, name: str) -> list[str]:
     return files
 
 
-def settings_json(settings: dict) -> str:
-    """A job's settings as compact, key-sorted JSON: the same settings always give the same string."""
+def settings_json(settings: Any) -> str:
+    """Settings as compact, key-sorted JSON: the same settings always give the same string."""
     return json.dumps(settings, sort_keys=True, separators=(",", ":"))
 
 
-def parse_settings(text: str | None) -> dict:
-    """Read ``--settings``: a JSON object, or ``@path`` of a JSON/YAML file; ``None`` gives ``{}``."""
+def parse_settings(text: str | None, what: str = "--settings") -> dict:
+    """Read a JSON object argument, or ``@path`` of a JSON/YAML file; ``None`` gives ``{}``."""
     if not text:
         return {}
     if text.startswith("@"):
         path = Path(text[1:])
         if not path.exists():
-            raise UserError(f"settings file {path} does not exist.")
+            raise UserError(f"{what} file {path} does not exist.")
         text = path.read_text()
         if path.suffix in (".yaml", ".yml"):
             import yaml
 
-            return yaml.safe_load(text) or {}
+            value = yaml.safe_load(text) or {}
+            if not isinstance(value, dict):
+                raise UserError(f"{what} file {path} must hold a mapping.")
+            return value
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UserError(f"--settings is not valid JSON ({exc.msg} at character {exc.pos}).") from None
+        raise UserError(f"{what} is not valid JSON ({exc.msg} at character {exc.pos}).") from None
     if not isinstance(value, dict):
-        raise UserError("--settings must be a JSON object.")
+        raise UserError(f"{what} must be a JSON object.")
     return value
 
 
 # ------------------------------------------------------------------------------------------------ experiment grid
-def run_name(method: str, backbone: str, pretrain_set: str, frames: int, size: int, seed: int = 0) -> str:
-    """``{method}_{backbone}_{pretrain-set}_{frames}x{size}`` (mmaction2's habit); seeds other than 0 add ``_seedN``."""
-    name = f"{method}_{backbone}_{pretrain_set}_{frames}x{size}"
-    return name if seed == 0 else f"{name}_seed{seed}"
+@dataclass
+class PretrainJob:
+    identity: RunIdentity
+    gpus: int
+    settings: dict[str, Any]  # the job's --settings: the config's keys only (the verb fills in the defaults)
 
 
-def model_settings(config: dict) -> dict[str, Any]:
-    """The ``model:`` keys every stage shares (backbone and clip geometry)."""
-    return dict(config["model"])
+@dataclass
+class EvaluatedRun:
+    """A checkpoint evaluated downstream: a pretraining run's, an external one, or random init (no file)."""
+
+    identity: RunIdentity
+    checkpoint: str | None
+    backbone: dict[str, Any]  # backbone and backbone_kwargs
+    checkpoint_format: str = "auto"
 
 
-def pretrain_runs(config: dict) -> dict[str, dict[str, Any]]:
-    """Every pretraining run of the grid: name -> {method, set, seed, gpus, settings}.
+@dataclass
+class Evaluations:
+    """The downstream jobs of one (checkpoint, downstream input)."""
 
-    settings = ``model:`` + ``pretrain.settings`` + ``pretrain.per_set[set]`` + ``variants[method]`` + seed.
-    Variants are configuration, never code: an unknown variant or set is an error listing the valid ones.
-    """
-    pre, variants = config["pretrain"], config["variants"]
-    model = model_settings(config)
-    runs: dict[str, dict[str, Any]] = {}
+    run: EvaluatedRun
+    input: dict[str, Any]                                 # the clip geometry
+    datasets: tuple[str, ...] = ()
+    splits: tuple[int, ...] = (1,)
+    tasks: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # task -> dataset -> settings
+    features: dict[str, Any] = field(default_factory=dict)
+    localization: dict[str, Any] | None = None            # {"export": ..., "probe": ...} when enabled
+
+    @property
+    def label(self) -> str:
+        return input_label(self.input["frames"], self.input["size"])
+
+    @property
+    def model(self) -> dict[str, Any]:
+        """The ``--model`` of its jobs: backbone and clip geometry."""
+        return {**self.run.backbone, **self.input}
+
+
+@dataclass
+class Grid:
+    pretrain: dict[str, PretrainJob]                       # run name -> job
+    evaluations: dict[tuple[str, str], Evaluations]        # (run name, input label) -> its downstream jobs
+
+    @property
+    def runs(self) -> dict[str, EvaluatedRun]:
+        return {key[0]: ev.run for key, ev in self.evaluations.items()}
+
+    def eval_outputs(self, results: str) -> list[str]:
+        """Every final evaluation file (what the tables read)."""
+        out = []
+        for (run, label), ev in self.evaluations.items():
+            out += [f"{results}/eval/{run}/{label}/{task}_{dataset}.json"
+                    for task, per_dataset in ev.tasks.items() for dataset in per_dataset]
+            if ev.localization is not None:
+                out.append(f"{results}/eval/{run}/{label}/localization_activitynet.json")
+        return out
+
+
+def variants(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The built-in variants (:data:`hico_bench.method.VARIANTS`) updated with the config's ``variants:``."""
+    from hico_bench.method import VARIANTS
+
+    out = {name: dict(v.settings) for name, v in VARIANTS.items()}
+    for name, settings in config.get("variants", {}).items():
+        out[check_name_part("variant", name)] = {**out.get(name, {}), **settings}
+    return out
+
+
+def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def configurations(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"": the base config, group name: the base updated with the group}``, each validated."""
+    from hico_bench.settings import validate_config
+
+    base = {k: v for k, v in config.items() if k != "groups"}
+    out = {"": dict(base)}
+    for name, overrides in config.get("groups", {}).items():
+        check_name_part("group", name)
+        bad = sorted(set(overrides) - set(GROUP_KEYS))
+        if bad:
+            raise UserError(f"group {name!r} sets {bad[0]!r}; a group may set only: {', '.join(GROUP_KEYS)}.")
+        try:
+            out[name] = validate_config({**_deep_merge(base, overrides), "groups": {}})
+        except UserError as exc:
+            raise UserError(f"in group {name!r}: {exc}") from None
+    return out
+
+
+def _pretrain_jobs(cfg: Mapping[str, Any]) -> dict[str, PretrainJob]:
+    pre, model = cfg["pretrain"], cfg["model"]
+    known = variants(cfg)
     for method in pre["variants"]:
-        if method not in variants:
-            raise choice_error("pretraining variant", method, variants)
-    for pretrain_set in pre["sets"]:
-        if pretrain_set not in ("k400", "uk400"):
-            raise choice_error("pretraining set", pretrain_set, ("k400", "uk400"))
-    for seed in config["seeds"]:
+        if method not in known:
+            raise choice_error("pretraining variant", method, known)
+    label = input_label(pre["input"]["frames"], pre["input"]["size"])
+    jobs: dict[str, PretrainJob] = {}
+    for seed in cfg["seeds"]:
         for pretrain_set in pre["sets"]:
             for method in pre["variants"]:
-                settings = {**model, **pre["settings"], **pre.get("per_set", {}).get(pretrain_set, {}),
-                            **variants[method], "method": method, "seed": seed}
-                name = run_name(method, model["backbone"], pretrain_set, model["frames"], model["size"], seed)
-                runs[name] = {"method": method, "set": pretrain_set, "seed": seed, "gpus": pre["gpus"],
-                              "settings": settings}
-    return runs
+                settings = {**model, **pre["input"], **pre["settings"], **pre["per_set"].get(pretrain_set, {}),
+                            **known[method], "method": method, "seed": seed}
+                identity = RunIdentity(method, model["backbone"], pretrain_set, label, seed)
+                jobs[identity.name] = PretrainJob(identity, pre["gpus"], settings)
+    return jobs
 
 
-def random_init_name(config: dict) -> str:
-    """The floor every table shows: the backbone at random init, no pretraining."""
-    model = model_settings(config)
-    return run_name("random_init", model["backbone"], "none", model["frames"], model["size"])
-
-
-def evaluated_runs(config: dict) -> dict[str, dict[str, Any]]:
-    """Every checkpoint the downstream stage evaluates: the pretraining grid plus random init.
-
-    name -> {"checkpoint": path or None, "pretrain": the fields the tables group by}.
-    """
-    model = model_settings(config)
-    results = config["results"]
-    runs = {
-        random_init_name(config): {
-            "checkpoint": None,
-            "pretrain": {"method": "random_init", "backbone": model["backbone"], "set": "none",
-                         "frames": model["frames"], "size": model["size"], "seed": 0},
-        }
-    }
-    for name, run in pretrain_runs(config).items():
-        runs[name] = {
-            "checkpoint": f"{results}/pretrain/{name}/checkpoint_last.pt",
-            "pretrain": {"method": run["method"], "backbone": model["backbone"], "set": run["set"],
-                         "frames": model["frames"], "size": model["size"], "seed": run["seed"]},
-        }
-    return runs
-
-
-def task_settings(config: dict, task: str, dataset: str) -> dict[str, Any]:
+def task_settings(cfg: Mapping[str, Any], task: str, dataset: str) -> dict[str, Any]:
     """``downstream.<task>`` updated with ``downstream.per_dataset.<dataset>.<task>``."""
-    down = config["downstream"]
-    return {**down.get(task, {}), **down.get("per_dataset", {}).get(dataset, {}).get(task, {})}
+    down = cfg["downstream"]
+    return {**down.get(task, {}), **down["per_dataset"].get(dataset, {}).get(task, {})}
+
+
+def _evaluations(cfg: Mapping[str, Any], run: EvaluatedRun) -> Evaluations:
+    down = cfg["downstream"]
+    loc = cfg["localization"]
+    return Evaluations(
+        run=run, input=dict(down["input"]), datasets=tuple(down["datasets"]), splits=tuple(down["splits"]),
+        tasks={t: {d: task_settings(cfg, t, d) for d in down["datasets"]} for t in down["tasks"]},
+        features=dict(down["features"]),
+        localization={"export": dict(loc["export"]), "probe": dict(loc["probe"])} if loc["enabled"] else None,
+    )
+
+
+def _random_init(cfg: Mapping[str, Any]) -> EvaluatedRun:
+    model = cfg["model"]
+    identity = RunIdentity(RANDOM_INIT, model["backbone"], NO_PRETRAINING, NO_PRETRAINING, 0)
+    return EvaluatedRun(identity, None, {"backbone": model["backbone"], "backbone_kwargs": model["backbone_kwargs"]})
+
+
+def _external_runs(cfg: Mapping[str, Any]) -> list[EvaluatedRun]:
+    runs = []
+    for name, ext in cfg.get("external", {}).items():
+        check_name_part("external checkpoint", name)
+        identity = RunIdentity(ext["method"], ext["backbone"], ext["set"], ext["pretrain_input"], 0, external=name)
+        runs.append(EvaluatedRun(identity, ext["path"], {"backbone": ext["backbone"],
+                                                         "backbone_kwargs": ext["backbone_kwargs"]},
+                                 ext["format"]))
+    return runs
+
+
+def _conflict(what: str, first: str, second: str) -> UserError:
+    return UserError(f"{what} is asked for by {first} and by {second} with different settings; give one of them "
+                     f"another name (e.g. another input or set).")
+
+
+def _merge_evaluations(old: Evaluations, new: Evaluations, first: str, second: str) -> None:
+    """Two groups evaluating one checkpoint at one input: their tasks are merged (the same task on the same dataset
+    must have the same settings)."""
+    name = f"the evaluation of {old.run.identity.name} at {old.label}"
+    if old.run != new.run or old.input != new.input or old.splits != new.splits:
+        raise _conflict(name, first, second)
+    for task, per_dataset in new.tasks.items():
+        mine = old.tasks.setdefault(task, {})
+        for dataset, settings in per_dataset.items():
+            if mine.setdefault(dataset, settings) != settings:
+                raise _conflict(f"{name} ({task} on {dataset})", first, second)
+    if old.features != new.features:
+        raise _conflict(f"{name} (features)", first, second)
+    if old.localization is None:
+        old.localization = new.localization
+    elif new.localization is not None and old.localization != new.localization:
+        raise _conflict(f"{name} (localization)", first, second)
+    old.datasets = tuple(dict.fromkeys(old.datasets + new.datasets))
+
+
+def build_grid(config: Mapping[str, Any]) -> Grid:
+    """Every pretraining run and every downstream evaluation of the (validated) config."""
+    pretrain: dict[str, PretrainJob] = {}
+    evaluations: dict[tuple[str, str], Evaluations] = {}
+    owners: dict[Any, str] = {}
+    results = config["results"]
+    for group, cfg in configurations(config).items():
+        owner = f"group {group!r}" if group else "the base config"
+        jobs = _pretrain_jobs(cfg)
+        backbone = {"backbone": cfg["model"]["backbone"], "backbone_kwargs": cfg["model"]["backbone_kwargs"]}
+        runs = [EvaluatedRun(job.identity, f"{results}/pretrain/{name}/checkpoint_last.pt", backbone)
+                for name, job in jobs.items()]
+        if cfg["downstream"]["random_init"]:
+            runs.insert(0, _random_init(cfg))
+        if not group:
+            runs += _external_runs(config)
+        for name, job in jobs.items():
+            if name in pretrain and pretrain[name] != job:
+                raise _conflict(f"the pretraining run {name}", owners[name], owner)
+            pretrain.setdefault(name, job)
+            owners.setdefault(name, owner)
+        for run in runs:
+            ev = _evaluations(cfg, run)
+            key = (run.identity.name, ev.label)
+            if key in evaluations:
+                _merge_evaluations(evaluations[key], ev, owners[key], owner)
+            else:
+                evaluations[key] = ev
+                owners[key] = owner
+    return Grid(pretrain, evaluations)

@@ -83,18 +83,15 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     return pd.Series(values).rolling(window, center=True, min_periods=1).mean().to_numpy()
 
 
-def pretrain_curves(pretrain_dir: str | os.PathLike | None, column: str, negative_is_missing: bool = False
-                    ) -> list[Curve]:
-    """Every variant's seed-averaged ``column`` of ``metrics.jsonl`` (runs named by ``hico_bench.config.run_name``).
+def pretrain_curves(pretrain_logs, column: str, negative_is_missing: bool = False) -> list[Curve]:
+    """Every variant's seed-averaged ``column`` of the given ``metrics.jsonl`` (each with ``run.json`` beside it).
 
     ``negative_is_missing``: negative values count as not logged (delta_max = -1 means unconstrained). A variant
     without any logged value gives a curve with empty arrays.
     """
-    if pretrain_dir is None or not Path(pretrain_dir).is_dir():
-        return []
     by_config: dict[tuple, list[tuple[str, pd.DataFrame]]] = {}
-    for path in sorted(Path(pretrain_dir).glob("*/metrics.jsonl")):
-        f = tables.parse_run_name(path.parent.name)
+    for path in sorted(Path(p) for p in pretrain_logs):
+        f = tables.run_fields(path)
         key = (f["method"], f["backbone"], f["set"], f["frames"], f["size"])
         df = tables.load_pretrain_metrics(path)
         if negative_is_missing:
@@ -166,8 +163,8 @@ def curves_figure(curves: list[Curve], ylabel: str, title: str, smooth_frac: flo
     return fig
 
 
-def _groups(eval_dir: str | os.PathLike) -> list[tables.Group]:
-    return tables.group_measurements(tables.collect(eval_dir, None))
+def _groups(eval_files) -> list[tables.Group]:
+    return tables.group_measurements(tables.collect(eval_files))
 
 
 def ablation_figure(groups: list[tables.Group]) -> Figure:
@@ -257,18 +254,14 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
     return path
 
 
-def make_plots(
-    eval_dir: str | os.PathLike,
-    pretrain_dir: str | os.PathLike | None,
-    out_dir: str | os.PathLike = "results/plots",
-) -> list[Path]:
+def make_plots(eval_files, pretrain_logs, out_dir: str | os.PathLike = "results/plots") -> list[Path]:
     """Write the four figures of :data:`PLOT_NAMES` as ``<out_dir>/<name>.png``; return their paths in that order."""
     out_dir = Path(out_dir)
-    groups = _groups(eval_dir)
+    groups = _groups(eval_files)
     figures = {
-        "loss_curves": curves_figure(pretrain_curves(pretrain_dir, "loss"), "loss", "Pretraining loss (measured)",
+        "loss_curves": curves_figure(pretrain_curves(pretrain_logs, "loss"), "loss", "Pretraining loss (measured)",
                                      smooth_frac=0.02),
-        "delta_max": curves_figure(pretrain_curves(pretrain_dir, "delta_max", negative_is_missing=True),
+        "delta_max": curves_figure(pretrain_curves(pretrain_logs, "delta_max", negative_is_missing=True),
                                    "delta_max (s)", "Clip distance bound delta_max during pretraining",
                                    empty_note="unconstrained (clips anywhere in the video)"),
         "ablation_bars": ablation_figure(groups),

@@ -39,6 +39,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from hico_bench.errors import UserError
+from hico_bench.identity import RunIdentity
 from hico_bench.io import atomic_path, write_text
 
 #: The committed copy of the paper's numbers (byte-identical to ``shared/reference/hico_paper_results.csv``).
@@ -118,58 +119,67 @@ def _split_label(data: dict) -> str:
     return "" if str(split) == "1" else str(split)
 
 
+def _input_fields(pretrain_input: str) -> tuple[int, int]:
+    """(frames, size) of a clip geometry label such as ``16x112``; (0, 0) for ``none`` or an unknown one."""
+    m = re.match(r"^(\d+)x(\d+)$", pretrain_input)
+    return (int(m[1]), int(m[2])) if m else (0, 0)
+
+
+def _identity_fields(identity) -> dict[str, Any]:
+    frames, size = _input_fields(identity.pretrain_input)
+    return {"run": identity.name, "base_run": RunIdentity(**{**identity.__dict__, "seed": 0}).name,
+            "method": identity.method, "backbone": identity.backbone, "set": identity.set, "frames": frames,
+            "size": size, "seed": identity.seed}
+
+
+def run_fields(log_path: str | os.PathLike) -> dict[str, Any]:
+    """The identity fields of the pretraining run whose log is ``log_path`` (from ``run.json`` beside it)."""
+    identity_path = Path(log_path).parent / "run.json"
+    try:
+        identity = RunIdentity.from_dict(json.loads(identity_path.read_text()), str(identity_path))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"run identity {identity_path} cannot be read ({exc}).") from None
+    return _identity_fields(identity)
+
+
 def read_eval_json(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The metrics of one evaluation file as long rows (one per numeric metric); a malformed file is a UserError.
 
     Only scalar numeric metrics are kept (the mean over splits when there are several; nested objects such as
-    ``splits`` or ``per_class`` are skipped, and so are ``null`` metrics). A random-init file may give
-    ``pretrain.seed`` as null (read as 0).
+    ``splits`` or ``per_class`` are skipped, and so are ``null`` metrics).
     """
     path = Path(path)
     try:
         data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"metrics file {path} does not exist.") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"metrics file {path} is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
     except UnicodeDecodeError:
         raise UserError(f"metrics file {path} is not a UTF-8 text file.") from None
     if not isinstance(data, dict):
         raise UserError(f"metrics file {path} must hold a JSON object.")
-    for key in ("run", "pretrain", "task", "dataset", "metrics"):
+    for key in ("run", "task", "dataset", "metrics"):
         if key not in data:
             raise UserError(f"metrics file {path} has no key {key!r}.")
-    pre, metrics = data["pretrain"], data["metrics"]
-    if not isinstance(pre, dict):
-        raise UserError(f"metrics file {path}: key 'pretrain' must be an object.")
-    if pre.get("method") == "random_init" and pre.get("seed", 0) is None:
-        pre = {**pre, "seed": 0}
-    for key in _PRETRAIN_FIELDS:
-        if key not in pre:
-            raise UserError(f"metrics file {path} has no key 'pretrain.{key}'.")
-        want_int = key in ("frames", "size", "seed")
-        ok = (isinstance(pre[key], int) and not isinstance(pre[key], bool)) if want_int else isinstance(pre[key], str)
-        if not ok:
-            kind = "an integer" if want_int else "a string"
-            raise UserError(f"metrics file {path}: 'pretrain.{key}' must be {kind}, not {pre[key]!r}.")
+    identity = RunIdentity.from_dict(data["run"], f"metrics file {path}")
+    metrics = data["metrics"]
     if data["task"] not in TASKS:
         raise UserError(f"metrics file {path}: unknown task {data['task']!r}; valid tasks are {', '.join(TASKS)}.")
     if data["dataset"] not in DATASETS:
         raise UserError(f"metrics file {path}: unknown dataset {data['dataset']!r}; valid datasets are "
                         f"{', '.join(DATASETS)}.")
-    if not isinstance(data["run"], str) or not data["run"]:
-        raise UserError(f"metrics file {path}: 'run' must be a non-empty string.")
     if not isinstance(metrics, dict):
         raise UserError(f"metrics file {path}: key 'metrics' must be an object.")
-    finetune_input = data.get("finetune_input") or ""
+    finetune_input = data.get("downstream_input") or ""
     if not isinstance(finetune_input, str):
-        raise UserError(f"metrics file {path}: 'finetune_input' must be a string such as '16x112'.")
+        raise UserError(f"metrics file {path}: 'downstream_input' must be a string such as '16x112'.")
     headline = HEADLINE[data["task"]]
     if not _is_number(metrics.get(headline)):
         raise UserError(f"metrics file {path}: 'metrics.{headline}' must be a number (a {data['task']} result "
                         f"always reports it), not {metrics.get(headline)!r}.")
     common = {
-        "run": data["run"], "base_run": base_run(data["run"]),
-        "method": pre["method"], "backbone": pre["backbone"], "set": pre["set"], "frames": pre["frames"],
-        "size": pre["size"], "seed": pre["seed"], "task": data["task"], "dataset": data["dataset"],
+        **_identity_fields(identity), "task": data["task"], "dataset": data["dataset"],
         "split": _split_label(data), "finetune_input": finetune_input, "checkpoint": data.get("checkpoint") or "",
         "source": str(path),
     }
@@ -239,27 +249,22 @@ COLLECT_COLUMNS = ["run", "base_run", "method", "backbone", "set", "frames", "si
                    "split", "finetune_input", "checkpoint", "metric", "value", "source"]
 
 
-def collect(eval_dir: str | os.PathLike, pretrain_dir: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Every metric of every metrics file, one row per (file, metric), with the file in ``source``.
+def collect(eval_files: Iterable[str | os.PathLike], pretrain_logs: Iterable[str | os.PathLike] = ()) -> pd.DataFrame:
+    """Every metric of the given files, one row per (file, metric), with the file in ``source``.
 
-    Columns: :data:`COLLECT_COLUMNS`. Evaluation files give ``task`` in :data:`TASKS`; each pretraining log gives rows
-    with ``task == "pretrain"`` and ``dataset`` = the pretraining set (metrics of :func:`summarize_pretrain`; the
-    fields come from the run folder's name). Missing folders give no rows. Rows are sorted by source then metric.
+    Columns: :data:`COLLECT_COLUMNS`. Evaluation files give ``task`` in :data:`TASKS`; each pretraining log
+    (``metrics.jsonl``, its run's identity in ``run.json`` beside it) gives rows with ``task == "pretrain"`` and
+    ``dataset`` = the pretraining set (metrics of :func:`summarize_pretrain`). Rows are sorted by source then metric.
     """
     rows: list[dict[str, Any]] = []
-    eval_dir = Path(eval_dir)
-    if eval_dir.is_dir():
-        for path in sorted(eval_dir.glob("*/*.json")):
-            if not path.name.startswith(".") and _EVAL_FILE.match(path.stem):
-                rows.extend(read_eval_json(path))
-    if pretrain_dir is not None and Path(pretrain_dir).is_dir():
-        for path in sorted(Path(pretrain_dir).glob("*/metrics.jsonl")):
-            fields = parse_run_name(path.parent.name)
-            summary = summarize_pretrain(load_pretrain_metrics(path))
-            common = {"run": path.parent.name, "base_run": base_run(path.parent.name), **fields, "task": "pretrain",
-                      "dataset": fields["set"], "split": "", "finetune_input": "", "checkpoint": "",
-                      "source": str(path)}
-            rows.extend({**common, "metric": k, "value": v} for k, v in summary.items())
+    for path in sorted(str(p) for p in eval_files):
+        rows.extend(read_eval_json(path))
+    for path in sorted(Path(p) for p in pretrain_logs):
+        fields = run_fields(path)
+        summary = summarize_pretrain(load_pretrain_metrics(path))
+        common = {**fields, "task": "pretrain", "dataset": fields["set"], "split": "",
+                  "finetune_input": "", "checkpoint": "", "source": str(path)}
+        rows.extend({**common, "metric": k, "value": v} for k, v in summary.items())
     df = pd.DataFrame.from_records(rows, columns=COLLECT_COLUMNS)
     return df.sort_values(["source", "metric"], kind="stable").reset_index(drop=True)
 
@@ -872,15 +877,15 @@ def assemble_tables(df: pd.DataFrame, ref: pd.DataFrame) -> dict[str, Table]:
 
 
 def build_tables(
-    eval_dir: str | os.PathLike,
-    pretrain_dir: str | os.PathLike | None,
+    eval_files: Iterable[str | os.PathLike],
+    pretrain_logs: Iterable[str | os.PathLike] = (),
     reference_csv: str | os.PathLike = REFERENCE_CSV,
     out_dir: str | os.PathLike = "results/tables",
 ) -> dict[str, pd.DataFrame]:
-    """Collect every metrics file, build the tables and write ``<out_dir>/<name>.{csv,md,sources.csv}``.
+    """Collect the given metrics files, build the tables and write ``<out_dir>/<name>.{csv,md,sources.csv}``.
 
     Returns ``{name: the table as written to CSV}`` for the names in :data:`TABLE_NAMES`. Missing inputs give tables
     with what exists (the paper rows are always there).
     """
-    tables = assemble_tables(collect(eval_dir, pretrain_dir), load_reference(reference_csv))
+    tables = assemble_tables(collect(eval_files, pretrain_logs), load_reference(reference_csv))
     return {name: write_table(table, out_dir) for name, table in tables.items()}

@@ -27,9 +27,6 @@ import torch
 from hico_bench.errors import UserError
 from hico_bench.io import write_json, write_quarantine
 
-DEFAULTS = {"stride": 16, "snippet_frames": 16, "batch_size": 32, "max_bad_fraction": 0.05, "seed": 0}
-
-
 def num_snippets(num_frames: int, snippet_frames: int, stride: int) -> int:
     return max(1, (num_frames - snippet_frames) // stride + 1)
 
@@ -55,7 +52,7 @@ def video_snippet_features(backbone: torch.nn.Module, reader, model: dict[str, A
 
 
 def export_features(checkpoint: str | None, manifest_path: str, model: dict[str, Any], out_dir: str,
-                    settings: dict[str, Any]) -> dict[str, Any]:
+                    settings: dict[str, Any] | None = None, checkpoint_format: str = "auto") -> dict[str, Any]:
     """Export every video of the manifest; returns (and writes to ``export.json``) the summary."""
     from tqdm import tqdm
 
@@ -65,17 +62,15 @@ def export_features(checkpoint: str | None, manifest_path: str, model: dict[str,
     from hico_bench.evaluate.feature_formats import bmn_pool, feature_stem, write_bmn_csv, write_gtad_hdf5, \
         write_npy_features
 
-    unknown = set(settings) - set(DEFAULTS)
-    if unknown:
-        from hico_bench.errors import choice_error
+    from hico_bench.settings import EXPORT, MODEL
 
-        raise choice_error("export setting", sorted(unknown)[0], DEFAULTS)
-    s = {**DEFAULTS, **settings}
+    s = EXPORT.resolve(settings)
+    model = MODEL.resolve(model)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(manifest_path)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    backbone = load_backbone(checkpoint, model, s["seed"]).to(device).eval()
+    backbone = load_backbone(checkpoint, model, s["seed"], checkpoint_format).to(device).eval()
 
     t0 = time.perf_counter()
     snippets, exported, skipped, failures = 0, 0, 0, []
@@ -113,7 +108,7 @@ def export_features(checkpoint: str | None, manifest_path: str, model: dict[str,
                "quarantined": len(failures), "snippets": snippets, "seconds": seconds,
                "snippets_per_s": snippets / seconds if seconds > 0 else None,
                "stride": s["stride"], "snippet_frames": s["snippet_frames"], "feature_dim": backbone.out_dim,
-               "checkpoint": checkpoint}
+               "checkpoint": checkpoint, "model": model}
     write_json(out / "export.json", summary)
     return summary
 

@@ -1,12 +1,13 @@
 """Backbones from checkpoints, and frozen features: per video (probe, retrieval) and per snippet (localization).
 
 Video features: ``views`` clips spaced uniformly over the video, one centre crop each, passed through the frozen
-backbone in eval mode and averaged (the VCOP retrieval protocol; formats.md section 2.3). They are computed once per
+backbone in eval mode and averaged (the VCOP retrieval protocol: xudejing/video-clip-order-prediction). They are computed once per
 checkpoint and dataset and cached in one ``.npz`` that the probe and retrieval both read.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -67,24 +68,47 @@ def video_features(backbone: torch.nn.Module, manifest, model: dict[str, Any], v
 
 
 def cache_video_features(checkpoint: str | None, manifest_path: str, model: dict[str, Any], out_path: str,
-                         views: int = 10, batch_size: int = 8, num_workers: int = 0, cache_frames: bool = False,
-                         seed: int = 0) -> dict[str, Any]:
-    """Extract train- and test-split features of one dataset and save them as one ``.npz``."""
-    from hico_bench.data.manifest import read_manifest
+                         settings: dict[str, Any] | None = None, checkpoint_format: str = "auto") -> dict[str, Any]:
+    """Extract train- and test-split features of one dataset and save them as one ``.npz`` (see
+    :func:`load_features`).
 
+    ``settings``: :data:`hico_bench.settings.FEATURES` (missing keys take their defaults).
+    """
+    from hico_bench.data.manifest import read_manifest
+    from hico_bench.settings import FEATURES, MODEL
+
+    s = FEATURES.resolve(settings)
+    model = MODEL.resolve(model)
+    views = s["views"]
     t0 = time.perf_counter()
     manifest = read_manifest(manifest_path)
-    backbone = load_backbone(checkpoint, model, seed)
+    backbone = load_backbone(checkpoint, model, s["seed"], checkpoint_format)
     arrays = {}
     for split in ("train", "test"):
         part = manifest[manifest["split"] == split].reset_index(drop=True)
         if part.empty:
             raise UserError(f"manifest {manifest_path} has no {split}-split videos.")
-        arrays[f"{split}_x"] = video_features(backbone, part, model, views, batch_size, num_workers, cache_frames,
-                                              desc=f"features {split} {Path(manifest_path).stem}")
+        arrays[f"{split}_x"] = video_features(backbone, part, model, views, s["batch_size"], s["num_workers"],
+                                              s["cache_frames"], desc=f"features {split} {Path(manifest_path).stem}")
         arrays[f"{split}_y"] = part["label_index"].to_numpy(np.int64)
         arrays[f"{split}_ids"] = np.asarray(part["video_id"].astype(str).tolist(), dtype=str)
     with atomic_path(out_path) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays, views=views, seconds=time.perf_counter() - t0)
+            np.savez(fh, **arrays, views=views, seconds=time.perf_counter() - t0, model=json.dumps(model))
     return arrays
+
+
+def load_features(path: str | os.PathLike) -> dict[str, Any]:
+    """A features file of :func:`cache_video_features`: ``train_x`` / ``test_x`` (N, C) float32, ``train_y`` /
+    ``test_y`` class indices, ``train_ids`` / ``test_ids``, ``views``, ``seconds`` and ``model`` (the backbone and
+    clip geometry it was extracted with)."""
+    try:
+        with np.load(path) as f:
+            data = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as exc:
+        raise UserError(f"features file {path} cannot be read ({exc}).") from None
+    missing = [k for k in ("train_x", "train_y", "test_x", "test_y", "views", "seconds", "model") if k not in data]
+    if missing:
+        raise UserError(f"features file {path} lacks {missing[0]!r}; write it with `hico-bench features`.")
+    data["model"] = json.loads(str(data["model"]))
+    return data

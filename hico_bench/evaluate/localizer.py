@@ -9,7 +9,7 @@ proposals with video-level classes).
 
 :func:`run_localization` is the whole job: it reads the ground truth once, fits on the training subset's features,
 writes the validation subset's detections in the official layout and scores them with
-:func:`hico_bench.evaluate.detection.evaluate_detection`. Its settings are :data:`DEFAULTS`.
+:func:`hico_bench.evaluate.detection.evaluate_detection`. Its settings are declared in :data:`hico_bench.settings.LOCALIZE`.
 """
 
 from __future__ import annotations
@@ -24,37 +24,22 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from hico_bench.errors import UserError, choice_error
+from hico_bench.errors import UserError
 from hico_bench.evaluate.detection import TIOU_THRESHOLDS, evaluate_detection, parse_predictions, segment_iou
 from hico_bench.evaluate.feature_formats import PREFIX, read_npy_features, snippet_centres
 from hico_bench.evaluate.ground_truth import GroundTruth, GroundTruthFile, read_ground_truth
 from hico_bench.io import write_json
 
 # The settings of the probe (:func:`localization_probe`, :func:`run_localization`), with their defaults.
-DEFAULTS: dict[str, Any] = {
-    "train_subset": "training",  # ground-truth subset the classifier is fitted on
-    "eval_subset": "validation",  # ground-truth subset detected and scored
-    "C": 1.0,  # inverse L2 strength of the logistic regression
-    "max_snippets": 200_000,  # at most this many training snippets (a random subset fixed by seed)
-    "max_iter": 1000,  # iterations of the logistic regression solver
-    "seed": 0,  # snippet subsampling and the solver's random state
-    "thresholds": (0.3, 0.5, 0.7),  # actionness thresholds whose runs become candidate segments
-    "smooth": (1, 5),  # moving-average windows (snippets) applied to the actionness, 1 = none
-    "top_classes": 2,  # labels given to each candidate segment
-    "use_video_scores": True,  # multiply by the class's share of the whole video's action probability
-    "nms_sigma": 0.5,  # Gaussian soft-NMS sigma; None skips soft-NMS
-}
 PREDICT_KEYS = ("thresholds", "smooth", "top_classes", "use_video_scores", "nms_sigma")
 LOCALIZER = "linear snippet probe (actionness runs + soft-NMS)"
 
 
 def probe_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    """:data:`DEFAULTS` updated by ``settings``; an unknown key is a :class:`UserError` listing the valid ones."""
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise choice_error("localization probe setting", unknown[0], DEFAULTS)
-    return {**DEFAULTS, **settings}
+    """The declared defaults (:data:`hico_bench.settings.LOCALIZE`) updated by ``settings``, checked."""
+    from hico_bench.settings import LOCALIZE
+
+    return LOCALIZE.resolve(settings)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -184,11 +169,11 @@ def predict_segments(
     times: np.ndarray,
     classifier: SnippetClassifier,
     duration: float | None = None,
-    thresholds: Sequence[float] = DEFAULTS["thresholds"],
-    smooth: Sequence[int] = DEFAULTS["smooth"],
-    top_classes: int = DEFAULTS["top_classes"],
-    use_video_scores: bool = DEFAULTS["use_video_scores"],
-    nms_sigma: float | None = DEFAULTS["nms_sigma"],
+    thresholds: Sequence[float] = (0.3, 0.5, 0.7),
+    smooth: Sequence[int] = (1, 5),
+    top_classes: int = 2,
+    use_video_scores: bool = True,
+    nms_sigma: float | None = 0.5,
 ) -> list[dict[str, Any]]:
     """Detections of one video in the official layout: ``[{"label", "score", "segment": [t0, t1]}, ...]``.
 
@@ -263,7 +248,7 @@ def localization_probe(
     layout.
 
     ``ground_truth`` is a parsed :class:`GroundTruthFile` or the path of one (then read once). ``settings`` are
-    checked against :data:`DEFAULTS`. Videos of the evaluated subset without features get no detections (a line on
+    checked against :data:`hico_bench.settings.LOCALIZE`. Videos of the evaluated subset without features get no detections (a line on
     stderr says how many).
     """
     s = probe_settings(settings)

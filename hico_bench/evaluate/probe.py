@@ -86,3 +86,21 @@ def linear_probe(
         "C": best_c,
         "holdout_accuracy": {str(c): round(100 * v, 2) for c, v in val_scores.items()},
     }
+
+
+def run_probe(features, settings: dict, where: str) -> dict:
+    """The ``probe`` task on cached features (:func:`hico_bench.evaluate.features.load_features`)."""
+    from hico_bench.evaluate.tasks import TASKS
+
+    settings = TASKS["probe"].settings.resolve(settings)
+    groups = source_groups(features["train_ids"])
+    result = linear_probe(features["train_x"], features["train_y"], features["test_x"], features["test_y"],
+                          cs=settings["cs"], holdout=settings["holdout"], seed=settings["seed"], where=where,
+                          groups=groups)
+    chosen_c = result.pop("C")
+    holdout = result.pop("holdout_accuracy")
+    return {"metrics": result,
+            "protocol": {"classifier": "logistic regression on standardised features", "views": int(features["views"]),
+                         "C": chosen_c, "holdout_accuracy_by_C": holdout, "backbone": "frozen, eval mode",
+                         "holdout": "whole source groups" if groups is not None else "class-stratified"}}
+

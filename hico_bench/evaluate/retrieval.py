@@ -1,4 +1,4 @@
-"""Nearest-neighbour video retrieval, VCOP protocol (formats.md section 2.3).
+"""Nearest-neighbour video retrieval, the VCOP protocol (xudejing/video-clip-order-prediction, retrieve_clips.py).
 
 Each query (a test-split video's feature) ranks the gallery (train-split features) by cosine similarity; the query
 is a hit at k when any of its k nearest gallery videos has the query's class. R@k is the percentage of queries that
@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-DEFAULT_KS = (1, 5, 10, 20, 50)
+from hico_bench.settings import RECALL_KS
 
 
 def _normalise(feats: np.ndarray, center: bool) -> np.ndarray:
@@ -72,7 +72,7 @@ def recall_at_k(
     query_labels: Sequence,
     gallery_feats: np.ndarray,
     gallery_labels: Sequence,
-    ks: Sequence[int] = DEFAULT_KS,
+    ks: Sequence[int] = RECALL_KS,
     center: bool = False,
 ) -> dict[str, float]:
     """Cosine-similarity retrieval recall: ``{"R@1": percent of queries with a same-class item in the top 1, ...}``."""
@@ -81,3 +81,16 @@ def recall_at_k(
     ranks = first_hit_rank(query_feats, query_labels, gallery_feats, gallery_labels, center=center)
     num_gallery = len(gallery_feats)
     return {f"R@{int(k)}": float(100.0 * np.mean(ranks < min(int(k), num_gallery))) for k in ks}
+
+
+def run_retrieval(features, settings: dict, where: str) -> dict:
+    """The ``retrieval`` task on cached features: test-split queries against the train-split gallery."""
+    from hico_bench.evaluate.tasks import TASKS
+
+    settings = TASKS["retrieval"].settings.resolve(settings)
+    metrics = recall_at_k(features["test_x"], features["test_y"], features["train_x"], features["train_y"],
+                          ks=tuple(settings["ks"]), center=settings["center"])
+    return {"metrics": metrics,
+            "protocol": {"queries": "test split", "gallery": "train split", "views": int(features["views"]),
+                         "similarity": "cosine", "center": settings["center"]}}
+

@@ -1,11 +1,11 @@
-"""Pre-training and fine-tuning heads (method.md section 5).
+"""Pre-training and fine-tuning heads.
 
 - :class:`ProjectionMLP` is HiCo's ``MLP`` (used for both g and h, separate weights).
 - :class:`TopicalPredictor` is phi, scoring every ordered pair of h's outputs.
-- :class:`PretrainModel` = backbone f + g (+ h and phi when ``topical``).
 - :class:`ClassifierModel` = backbone -> dropout -> Linear named ``head`` (LFT optimises the params named ``head``).
 
-Loading a backbone's weights from a file is :mod:`hico_bench.models.pretrained`.
+The pretraining model that puts g, h and phi on a backbone is :class:`hico_bench.method.HiCoModel`; loading a
+backbone's weights from a file is :mod:`hico_bench.models.pretrained`.
 """
 
 from __future__ import annotations
@@ -62,35 +62,6 @@ class TopicalPredictor(nn.Module):
         ab = self.fc2(F.relu(pre)).squeeze(-1)  # (n, n): phi([t_a, t_b])
         # phi([t_b, t_a]) at [a, b] is phi's value for the ordered pair (b, a): the transpose.
         return torch.stack([ab, ab.T], dim=-1)
-
-
-class PretrainModel(nn.Module):
-    """f (backbone) + g (VCL projection) and, when ``topical``, h (TCL projection) + phi (topical predictor).
-
-    ``forward(clips)`` takes (B, N, 3, T, H, W); the clips of one video stay contiguous after the reshape to
-    (B*N, 3, T, H, W). Returns ``{"z": (B*N, out_dim), "t": (B*N, out_dim) or None,
-    "tcl_logits": (B*N, B*N, 2) or None}``; phi scores the pairs of this forward's (per-process) batch only.
-    """
-
-    def __init__(self, backbone: nn.Module, num_clips: int, topical: bool, mid_dim: int = 1024,
-                 out_dim: int = 128) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.num_clips = num_clips
-        self.topical = topical
-        self.g = ProjectionMLP(backbone.out_dim, mid_dim, out_dim)
-        self.h = ProjectionMLP(backbone.out_dim, mid_dim, out_dim) if topical else None
-        self.phi = TopicalPredictor(out_dim) if topical else None
-
-    def forward(self, clips: Tensor) -> dict[str, Tensor | None]:
-        if clips.dim() != 6 or clips.shape[1] != self.num_clips:
-            raise ValueError(f"expected clips of shape (B, {self.num_clips}, C, T, H, W), got {tuple(clips.shape)}")
-        feats = self.backbone(clips.flatten(0, 1))
-        z = self.g(feats)
-        if not self.topical:
-            return {"z": z, "t": None, "tcl_logits": None}
-        t = self.h(feats)
-        return {"z": z, "t": t, "tcl_logits": self.phi(t)}
 
 
 class ClassifierModel(nn.Module):

@@ -1,7 +1,7 @@
 """HiCo pretraining (`hico-bench pretrain`): one run of one variant, on CPU or CUDA, one process or many (torchrun).
 
-One run = one settings dict (see :data:`DEFAULTS`; the variants of the paper's grid are configurations of it, see
-``config/config.yaml`` ``variants:``) and one manifest. Outputs in ``out_dir``:
+One run = one settings dict (declared in :data:`hico_bench.settings.PRETRAIN`; the variants of the paper's grid are
+configurations of it, see :data:`hico_bench.method.VARIANTS`) and one manifest. Outputs in ``out_dir``:
 ``checkpoint_last.pt`` (at the end), ``metrics.jsonl`` (one JSON line per step, at the end), resume points
 ``checkpoint_epoch_NNNN.pt`` and ``metrics.partial.jsonl`` while running, ``quarantine.csv`` for videos that failed
 to decode during training.
@@ -29,82 +29,22 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from hico_bench.errors import UserError, choice_error
+from hico_bench.errors import UserError
 from hico_bench.io import atomic_path, write_quarantine
 from hico_bench.train import checkpoint as ckpt
 from hico_bench.train import distributed as dist
-
-#: Every pretraining setting, its default and (in config/README.md) its meaning.
-DEFAULTS: dict[str, Any] = {
-    # what to train
-    "method": "hico",            # a name only, recorded in the checkpoint and the metrics
-    "backbone": "tiny",
-    "backbone_kwargs": {},
-    "head_mid_dim": 1024,
-    "head_out_dim": 128,
-    # clips
-    "frames": 8,
-    "size": 16,                  # crop side fed to the network (px)
-    "decode_size": 32,           # short side frames are decoded at before cropping (px); null = as stored
-    "sampling_rate": 2,
-    "target_fps": 10.0,
-    "num_clips": 3,              # 3 for HiCo (v_i, v_j, v_k), 2 for SimCLR / VCL only
-    "schedule": "gradual",       # gradual | fixed | none (delta_max schedule, method.md section 3)
-    "delta_s": 1.0,              # Delta: delta_max at the end of a gradual run, or the fixed delta (seconds)
-    "topical": True,             # TCL on: the last clip is re-drawn over the whole video (v_k) and scored by phi
-    # losses
-    "temperature": 0.1,
-    "gamma": 0.5,                # focal exponent of TCL; 0 = class-balanced BCE
-    "vcl_weight": 1.0,
-    "tcl_weight": 1.0,
-    # optimisation
-    "optimizer": "lars",         # lars | adam | sgd
-    "base_lr": 0.3,
-    "scale_lr": True,            # lr = base_lr x global clips / 256 (method.md section 7)
-    "weight_decay": 1e-6,
-    "momentum": 0.9,
-    "bn_lars_exclude": True,
-    "warmup_epochs": 0.0,
-    "warmup_start_lr": 0.001,
-    "epochs": 1,
-    "batch_videos": 8,           # videos per process and step
-    # runtime
-    "seed": 0,
-    "num_workers": 0,
-    "cache_frames": False,       # decode each video once per worker and keep its frames (tiny datasets only)
-    "augment_on": "loader",      # loader: per clip in the DataLoader workers; device: batch-wise on the training
-                                 # device (frames decoded to decode_size x decode_size, aspect not kept)
-    "checkpoint_every": 1,       # epochs between resume points
-    "precision": "fp32",         # fp32 | bf16 (bf16 autocast, CUDA only)
-    "sync_bn": False,
-    "device": "auto",            # auto | cpu | cuda
-    "threads": 0,                # torch intra-op threads on CPU; 0 = torch's default
-    "deterministic": True,
-    "progress_bar": True,
-}
-
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite."""
 
 
 def resolve_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """``DEFAULTS`` updated with ``settings``; an unknown key is an error listing the valid ones."""
-    unknown = set(settings) - set(DEFAULTS)
-    if unknown:
-        raise choice_error("pretraining setting", sorted(unknown)[0], DEFAULTS)
-    s = {**DEFAULTS, **settings}
-    for key, valid in (("schedule", ("gradual", "fixed", "none")), ("optimizer", ("lars", "adam", "sgd")),
-                       ("augment_on", ("loader", "device")),
-                       ("precision", ("fp32", "bf16")), ("device", ("auto", "cpu", "cuda"))):
-        if s[key] not in valid:
-            raise choice_error(key, s[key], valid)
-    if s["num_clips"] not in (2, 3):
-        raise UserError(f"num_clips must be 2 (SimCLR / VCL) or 3 (HiCo), not {s['num_clips']}.")
-    if s["topical"] and s["num_clips"] < 3:
-        raise UserError("topical: true needs num_clips: 3 (v_i, v_j and the topical clip v_k).")
-    if s["topical"] and s["batch_videos"] < 2:
-        raise UserError("topical: true needs batch_videos >= 2 per process: TCL needs clips of other videos.")
+    """The declared defaults (:data:`hico_bench.settings.PRETRAIN`) updated with ``settings``, checked."""
+    from hico_bench.method import check_variant
+    from hico_bench.settings import PRETRAIN
+
+    s = PRETRAIN.resolve(settings)
+    check_variant(s)
     return s
 
 
@@ -117,9 +57,9 @@ def _seed_everything(seed: int) -> None:
 def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, settings: dict[str, Any]) -> Path:
     """Run (or resume) one pretraining run; returns the path of ``checkpoint_last.pt``."""
     # Imports here keep `hico-bench --help` fast.
-    from hico_bench.data.transforms import PRETRAIN, augment_batch, sample_params
+    from hico_bench.data.transforms import PRETRAIN as PRETRAIN_AUGMENT, augment_batch, sample_params
+    from hico_bench.method import build_model, hico_loss
     from hico_bench.models.backbones import build_backbone
-    from hico_bench.models.heads import PretrainModel
     from hico_bench.train.optim import WarmupCosine, build_optimizer, scaled_lr, set_lr
 
     s = resolve_settings(settings)
@@ -139,13 +79,12 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
 
     # ---- data
     dataset, schedule, batches, loader = _pretrain_data(manifest_path, s, world, rank, device)
-    device_spec = dataclasses.replace(PRETRAIN, size=s["size"])
+    device_spec = dataclasses.replace(PRETRAIN_AUGMENT, size=s["size"])
     on_device = s["augment_on"] == "device"
 
     # ---- model and optimiser
     backbone = build_backbone(s["backbone"], **s["backbone_kwargs"])
-    model = PretrainModel(backbone, num_clips=s["num_clips"], topical=s["topical"],
-                          mid_dim=s["head_mid_dim"], out_dim=s["head_out_dim"])
+    model = build_model(backbone, s)
     if s["sync_bn"] and world > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
@@ -208,7 +147,7 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
                     params = sample_params(device_spec, b * n, clips.shape[3], clips.shape[4], rng)
                     clips = augment_batch(clips.flatten(0, 1), params, device_spec).unflatten(0, (b, n))
                 with autocast:
-                    loss, loss_vcl, loss_tcl = _hico_loss(train_model(clips), s, world)
+                    loss, loss_vcl, loss_tcl = hico_loss(train_model(clips), s, world)
                 if not torch.isfinite(loss):
                     kept = ckpt.newest_resume_point(out_dir)
                     raise TrainingDiverged(
@@ -297,23 +236,6 @@ def _pretrain_data(manifest_path, s: dict[str, Any], world: int, rank: int, devi
         persistent_workers=s["num_workers"] > 0,
     )
     return dataset, schedule, batches, loader
-
-
-def _hico_loss(out: dict[str, Any], s: dict[str, Any], world: int):
-    """(total, VCL or NT-Xent, TCL or None) for one batch: spec section 6, VCL over the gathered global batch."""
-    from hico_bench.losses import nt_xent, tcl_loss, vcl_loss
-
-    z = dist.gather_with_grad(out["z"].float())
-    if s["num_clips"] == 2:
-        loss_vcl = nt_xent(z, s["temperature"])
-    else:
-        loss_vcl = vcl_loss(z, num_clips=s["num_clips"], temperature=s["temperature"])
-    loss = s["vcl_weight"] * world * loss_vcl
-    loss_tcl = None
-    if s["topical"]:
-        loss_tcl = tcl_loss(out["tcl_logits"].float(), clips_per_video=s["num_clips"], gamma=s["gamma"])
-        loss = loss + s["tcl_weight"] * loss_tcl
-    return loss, loss_vcl, loss_tcl
 
 
 def _state(model, optimizer, epoch: int, step: int, s: dict, world: int) -> dict[str, Any]:

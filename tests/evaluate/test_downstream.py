@@ -41,7 +41,7 @@ def manifest(tmp_path_factory):
 
 def test_ft_and_lft_report_top1_top5_and_single_clip(manifest):
     for mode in ("ft", "lft"):
-        result = finetune(mode, None, manifest, MODEL, FT, where="tiny")
+        result = finetune(None, manifest, MODEL, FT, where="tiny", mode=mode)
         metrics = result["metrics"]
         assert set(metrics) == {"top1", "top5", "top1_1clip"}
         assert all(0 <= v <= 100 for v in metrics.values())
@@ -61,7 +61,7 @@ def test_lft_optimises_only_the_head_while_batchnorm_statistics_move(manifest, m
         return captured["backbone"]
 
     monkeypatch.setattr(features, "load_backbone", spy)
-    finetune("lft", None, manifest, MODEL, FT, where="tiny")
+    finetune(None, manifest, MODEL, FT, where="tiny", mode="lft")
     after = captured["backbone"].state_dict()
     weights = [k for k in after if k.endswith("weight") and after[k].dim() > 1]
     stats = [k for k in after if k.endswith("running_mean")]
@@ -75,17 +75,17 @@ def test_a_test_class_missing_from_train_is_a_clear_error(manifest):
     bad.loc[bad.index[0], "label_index"] = 7
     bad.loc[bad.index[0], "split"] = "test"
     with pytest.raises(UserError, match=r"test-split classes \[7\] never occur in the train split"):
-        finetune("ft", None, bad, MODEL, FT, where="tiny")
+        finetune(None, bad, MODEL, FT, where="tiny", mode="ft")
 
 
 def test_features_are_cached_once_per_checkpoint_and_deterministic(manifest, tmp_path):
     path = tmp_path / "m.csv"
     manifest.to_csv(path, index=False)
-    a = cache_video_features(None, str(path), MODEL, str(tmp_path / "a.npz"), views=3)
+    a = cache_video_features(None, str(path), MODEL, str(tmp_path / "a.npz"), {"views": 3})
     b = np.load(tmp_path / "a.npz")
     assert b["train_x"].shape == (8, 16) and b["test_x"].shape == (4, 16)
     assert list(b["test_y"]) == list(manifest[manifest.split == "test"].label_index)
-    cache_video_features(None, str(path), MODEL, str(tmp_path / "b.npz"), views=3)
+    cache_video_features(None, str(path), MODEL, str(tmp_path / "b.npz"), {"views": 3})
     assert np.array_equal(np.load(tmp_path / "b.npz")["train_x"], a["train_x"])
 
 

@@ -8,12 +8,12 @@ from hico_bench.evaluate.detection import evaluate_detection, load_predictions
 from hico_bench.evaluate.feature_formats import write_npy_features
 from hico_bench.evaluate.ground_truth import GroundTruthFile, load_ground_truth
 from hico_bench.evaluate.localizer import (
-    DEFAULTS,
     localization_probe,
     run_localization,
     snippet_labels,
     soft_nms,
 )
+from hico_bench.settings import LOCALIZE
 from tests.evaluate.test_ground_truth import gt_file, video
 
 
@@ -111,10 +111,10 @@ def test_probe_settings_are_applied_and_checked(tmp_path):
     swapped = localization_probe(feat_dir, feat_dir, gt_path,
                                  settings={"train_subset": "validation", "eval_subset": "training"})
     assert len(swapped["results"]) == 12
-    with pytest.raises(UserError, match="unknown localization probe setting 'sigma'; valid choices are: C, eval_s"):
+    with pytest.raises(UserError, match="unknown setting 'probe.sigma'; the valid keys of probe are: C, eval_s"):
         run_localization(feat_dir, gt_path, tmp_path / "p.json", {"sigma": 0.3})
     with pytest.raises(UserError, match="unknown subset.*'test'.*training, validation"):
         run_localization(feat_dir, gt_path, tmp_path / "p.json", {"eval_subset": "test"})
     assert not (tmp_path / "p.json").exists()
-    assert set(DEFAULTS) == {"train_subset", "eval_subset", "C", "max_snippets", "max_iter", "seed", "thresholds",
-                             "smooth", "top_classes", "use_video_scores", "nms_sigma"}
+    assert set(LOCALIZE.keys) == {"train_subset", "eval_subset", "C", "max_snippets", "max_iter", "seed",
+                                  "thresholds", "smooth", "top_classes", "use_video_scores", "nms_sigma"}

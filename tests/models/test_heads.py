@@ -1,12 +1,9 @@
-import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from hico_bench.models.backbones import build_backbone
 from hico_bench.models.heads import (
     ClassifierModel,
-    PretrainModel,
     ProjectionMLP,
     TopicalPredictor,
 )
@@ -62,38 +59,6 @@ def test_topical_predictor_channels_are_the_two_concatenation_orders():
     phi = TopicalPredictor(dim=4, hidden=8)
     logits = phi(torch.randn(3, 4))
     torch.testing.assert_close(logits[..., 1], logits[..., 0].T)
-
-
-class RecordingBackbone(nn.Module):
-    """Returns the per-clip mean over (T, H, W) of each channel, tiled, and records its input."""
-
-    out_dim = 6
-
-    def forward(self, x):
-        self.seen = x
-        return x.mean(dim=(2, 3, 4)).repeat(1, 2)
-
-
-def test_pretrain_model_keeps_clips_of_a_video_contiguous():
-    torch.manual_seed(3)
-    backbone = RecordingBackbone()
-    model = PretrainModel(backbone, num_clips=3, topical=True, mid_dim=16, out_dim=8)
-    clips = torch.randn(4, 3, 3, 2, 4, 4)
-    out = model(clips)
-    assert torch.equal(backbone.seen[7], clips[2, 1])  # row 7 = video 2, clip 1
-    assert out["z"].shape == (12, 8) and out["t"].shape == (12, 8)
-    assert out["tcl_logits"].shape == (12, 12, 2)
-    torch.testing.assert_close(out["tcl_logits"], model.phi(out["t"]))
-    assert not torch.allclose(out["z"], out["t"])  # g and h have separate weights
-
-
-def test_pretrain_model_without_topical_heads():
-    model = PretrainModel(build_backbone("tiny", out_dim=16), num_clips=2, topical=False, mid_dim=32, out_dim=8)
-    out = model(torch.randn(3, 2, 3, 4, 16, 16))
-    assert out["z"].shape == (6, 8) and out["t"] is None and out["tcl_logits"] is None
-    assert model.h is None and model.phi is None
-    with pytest.raises(ValueError, match=r"\(B, 2, C, T, H, W\)"):
-        model(torch.randn(3, 3, 3, 4, 16, 16))
 
 
 def test_classifier_head_is_the_only_param_named_head():

@@ -14,7 +14,8 @@ import torch
 from hico_bench.errors import UserError
 from hico_bench.models import CONVERTERS, load_pretrained
 from hico_bench.models.backbones import S3DG, build_backbone
-from hico_bench.models.heads import ClassifierModel, PretrainModel
+from hico_bench.method import HiCoModel
+from hico_bench.models.heads import ClassifierModel
 from hico_bench.models.pretrained import (
     backbone_state,
     convert_official_s3dg,
@@ -268,7 +269,7 @@ def test_hico_bench_checkpoint_round_trip_from_the_trainer_state(tmp_path):
     from hico_bench.train.loop import _state
 
     torch.manual_seed(2)
-    pre = PretrainModel(randomised(build_backbone("tiny", **TINY), seed=4), 3, True, mid_dim=32, out_dim=8)
+    pre = HiCoModel(randomised(build_backbone("tiny", **TINY), seed=4), 3, True, mid_dim=32, out_dim=8)
     optimizer = torch.optim.SGD(pre.parameters(), lr=0.1)
     settings = {"backbone": "tiny", "backbone_kwargs": {"out_dim": 16, "widths": [8, 8, 16]}}
     save_checkpoint(tmp_path / "checkpoint_last.pt", _state(pre, optimizer, 1, 10, settings, world=1))
@@ -300,7 +301,7 @@ def test_hico_bench_checkpoint_of_another_version_or_without_backbone(tmp_path):
 @pytest.mark.parametrize("wrapper", [None, "state_dict", "model", "module", "model_state"])
 def test_plain_state_dict_with_module_backbone_prefixes_drops_the_heads(tmp_path, wrapper):
     torch.manual_seed(4)
-    pre = PretrainModel(randomised(build_backbone("tiny", **TINY), seed=5), 3, True, mid_dim=32, out_dim=8)
+    pre = HiCoModel(randomised(build_backbone("tiny", **TINY), seed=5), 3, True, mid_dim=32, out_dim=8)
     state = {f"module.{k}": v for k, v in pre.state_dict().items()}  # as saved from DDP: g, h, phi beside it
     torch.save(state if wrapper is None else {wrapper: state, "epoch": 7}, tmp_path / "p.pth")
     loaded = load_pretrained(tmp_path / "p.pth", "tiny", **TINY)
@@ -396,7 +397,7 @@ def test_files_that_are_not_checkpoints(tmp_path):
 
 def test_load_state_strict_takes_a_bare_backbone_and_leaves_the_rest_alone():
     torch.manual_seed(4)
-    pre = PretrainModel(build_backbone("tiny", out_dim=16), 3, True, mid_dim=32, out_dim=8)
+    pre = HiCoModel(build_backbone("tiny", out_dim=16), 3, True, mid_dim=32, out_dim=8)
     clf = ClassifierModel(build_backbone("tiny", out_dim=16), num_classes=4)
     head_before = clf.head.weight.clone()
     _, state = backbone_state({f"module.{k}": v for k, v in pre.state_dict().items()}, "tiny")

@@ -124,9 +124,9 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(manifest, t
 
 
 def test_bad_input_gives_one_clear_sentence(manifest, tmp_path):
-    with pytest.raises(UserError, match=r"unknown pretraining setting 'epoch'.*epochs"):
+    with pytest.raises(UserError, match=r"unknown setting 'pretrain.epoch'; the valid keys of pretrain are: .*epochs"):
         pretrain(manifest, tmp_path / "a", {**SETTINGS, "epoch": 3})
-    with pytest.raises(UserError, match="unknown backbone 'resnet9000'"):
+    with pytest.raises(UserError, match="setting pretrain.backbone must be one of .*; 'resnet9000' is not"):
         pretrain(manifest, tmp_path / "b", {**SETTINGS, "backbone": "resnet9000"})
     empty = tmp_path / "empty.csv"
     pd.read_csv(manifest).iloc[:0].to_csv(empty, index=False)
@@ -141,4 +141,5 @@ def test_the_cli_prints_one_sentence_for_a_user_error(manifest, tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2
     lines = err.decode().strip().splitlines()
-    assert lines == ["hico-bench pretrain: error: unknown schedule 'sometimes'; valid choices are: fixed, gradual, none."]
+    assert lines == ["hico-bench pretrain: error: setting pretrain.schedule must be one of gradual, fixed, none; "
+                     "'sometimes' is not."]

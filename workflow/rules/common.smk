@@ -1,33 +1,24 @@
-# Config validation, the experiment grid and the target lists. The logic lives in hico_bench/config.py (tested).
-import json
+# Config validation, the experiment grid and the target lists. The logic lives in hico_bench/ (tested):
+# hico_bench/settings.py declares every key, hico_bench/config.py builds the grid.
 import os
 
-from snakemake.utils import validate
-
+from hico_bench.config import build_grid, dataset_paths, required_inputs, settings_json
+from hico_bench.evaluate.tasks import TASKS, tasks_reading
 from hico_bench.plots import PLOT_NAMES
+from hico_bench.settings import validate_config
 from hico_bench.tables import TABLE_NAMES
 
-from hico_bench.config import (
-    dataset_paths,
-    evaluated_runs,
-    pretrain_runs,
-    required_inputs,
-    settings_json,
-    task_settings,
-)
-
-validate(config, schema="../schemas/config.schema.yaml")
+# Values given with --config arrive as strings; validation converts them to the declared types and fills defaults.
+config.update(validate_config(config))
 
 RESULTS = config["results"]
 LOGS = f"{RESULTS}/logs"
-EVAL_DIR = f"{RESULTS}/eval"
-PRETRAIN_DIR = f"{RESULTS}/pretrain"
 SYNTHETIC = config["synthetic"]["enabled"]
 SYNTHETIC_DONE = os.path.join(config["synthetic"]["root"], "summary.json")
 
-
-PRETRAIN_RUNS = pretrain_runs(config)
-EVAL_RUNS = evaluated_runs(config)
+GRID = build_grid(config)
+PRETRAIN_RUNS = GRID.pretrain
+EVALUATIONS = GRID.evaluations
 
 
 def launcher(gpus):
@@ -43,21 +34,18 @@ def manifest_path(name):
     return f"{RESULTS}/manifests/{name}{suffix}"
 
 
-def eval_targets():
-    down = config["downstream"]
-    targets = [f"{RESULTS}/eval/{run}/{task}_{dataset}.json"
-               for run in EVAL_RUNS for task in down["tasks"] for dataset in down["datasets"]]
-    if config["localization"]["enabled"]:
-        targets += [f"{RESULTS}/eval/{run}/localization_activitynet.json" for run in EVAL_RUNS]
-    return targets
+def pretrain_outputs():
+    """Every pretraining run's files the tables read (metrics and the run identity beside them)."""
+    return [f"{RESULTS}/pretrain/{run}/{name}" for run in PRETRAIN_RUNS for name in ("metrics.jsonl", "run.json")]
 
 
 def all_targets():
-    manifests = [manifest_path(name) for name in ("k400", "uk400", "activitynet")]
+    pretrain_sets = sorted({job.identity.set for job in PRETRAIN_RUNS.values()})
+    manifests = [manifest_path(name) for name in pretrain_sets]
     checkpoints = [f"{RESULTS}/pretrain/{run}/checkpoint_last.pt" for run in PRETRAIN_RUNS]
     tables = [f"{RESULTS}/tables/{name}.csv" for name in TABLE_NAMES]
     plots = [f"{RESULTS}/plots/{name}.png" for name in PLOT_NAMES]
-    return manifests + checkpoints + eval_targets() + tables + plots
+    return manifests + checkpoints + GRID.eval_outputs(RESULTS) + tables + plots
 
 
 # ---- input and parameter functions of the rules
@@ -75,23 +63,37 @@ def manifest_inputs(wildcards):
     return required_inputs(config, manifest_dataset(wildcards)[0])
 
 
-def pretrain_run(wildcards):
+def pretrain_job(wildcards):
     return PRETRAIN_RUNS[wildcards.run]
 
 
-def eval_checkpoint(wildcards):
-    return EVAL_RUNS[wildcards.run]["checkpoint"] or "none"
+def evaluations(wildcards):
+    return EVALUATIONS[(wildcards.run, wildcards.input)]
 
 
-def eval_inputs(wildcards):
-    ckpt = EVAL_RUNS[wildcards.run]["checkpoint"]
-    manifest = manifest_path(f"{wildcards.dataset}_split{wildcards.split}")
-    return {"manifest": manifest, **({"checkpoint": ckpt} if ckpt else {})}
+def checkpoint_inputs(wildcards):
+    path = evaluations(wildcards).run.checkpoint
+    return {"checkpoint": path} if path else {}
 
 
-def eval_meta(wildcards, task=None):
-    run = EVAL_RUNS[wildcards.run]
-    meta = {"run": wildcards.run, "checkpoint": run["checkpoint"], "pretrain": run["pretrain"],
-            "dataset": wildcards.dataset, "split": int(wildcards.split),
-            "finetune_input": f"{config['model']['frames']}x{config['model']['size']}"}
-    return settings_json(meta)
+def checkpoint_args(wildcards):
+    """--checkpoint and --checkpoint-format of a job that loads the evaluated checkpoint."""
+    run = evaluations(wildcards).run
+    return f"--checkpoint {run.checkpoint or 'none'} --checkpoint-format {run.checkpoint_format}"
+
+
+def identity_json(wildcards):
+    return settings_json(evaluations(wildcards).run.identity.as_dict())
+
+
+def model_json(wildcards):
+    return settings_json(evaluations(wildcards).model)
+
+
+def task_settings_json(wildcards):
+    return settings_json(evaluations(wildcards).tasks[wildcards.task][wildcards.dataset])
+
+
+def task_gpus(wildcards):
+    """Tasks that train on videos use a GPU when the machine has one (downstream.gpus of them)."""
+    return config["downstream"]["gpus"] if TASKS[wildcards.task].reads == "videos" else 0

@@ -1,82 +1,96 @@
-# Downstream stage: every checkpoint (and random init) x task x dataset x split; one metrics JSON per result.
-# results/eval/<run>/<task>_<dataset>.json holds the mean over the configured splits (and each split's numbers).
+# Downstream stage: every evaluated checkpoint (pretraining runs, random init, external checkpoints) x downstream
+# input x task x dataset x split, one metrics JSON per result; the tasks come from hico_bench/evaluate/tasks.py.
+# results/eval/<run>/<input>/<task>_<dataset>.json holds the mean over the configured splits (and each split's).
+
+EVAL = f"{RESULTS}/eval/{{run}}/{{input}}"
+
+
+wildcard_constraints:
+    input=r"\d+x\d+",
+    split="[123]",
 
 
 rule features:
     input:
-        unpack(eval_inputs),
+        unpack(checkpoint_inputs),
+        manifest=lambda wc: manifest_path(f"{wc.dataset}_split{wc.split}"),
     output:
-        f"{RESULTS}/eval/{{run}}/features/{{dataset}}_split{{split}}.npz",
+        f"{EVAL}/features/{{dataset}}_split{{split}}.npz",
     params:
-        checkpoint=eval_checkpoint,
-        model=settings_json(config["model"]),
-        settings=settings_json(config["downstream"]["features"]),
+        checkpoint=checkpoint_args,
+        model=model_json,
+        settings=lambda wc: settings_json(evaluations(wc).features),
     wildcard_constraints:
         dataset="ucf101|hmdb51",
+    resources:
+        gpu=lambda wc: min(config["downstream"]["gpus"], 1),
     log:
-        f"{LOGS}/features_{{run}}_{{dataset}}_split{{split}}.log",
+        f"{LOGS}/features_{{run}}_{{input}}_{{dataset}}_split{{split}}.log",
     conda:
         "../envs/hico-bench.yaml"
     shell:
-        "hico-bench features --checkpoint {params.checkpoint:q} --manifest {input.manifest:q}"
-        " --model {params.model:q} --settings {params.settings:q} --out {output:q} 2> >(tee {log:q} >&2)"
-
-
-rule probe_or_retrieval:
-    input:
-        f"{RESULTS}/eval/{{run}}/features/{{dataset}}_split{{split}}.npz",
-    output:
-        f"{RESULTS}/eval/{{run}}/splits/{{task}}_{{dataset}}_split{{split}}.json",
-    params:
-        meta=eval_meta,
-        model=settings_json(config["model"]),
-        settings=lambda wc: settings_json(task_settings(config, wc.task, wc.dataset)),
-    wildcard_constraints:
-        task="probe|retrieval",
-        dataset="ucf101|hmdb51",
-    log:
-        f"{LOGS}/{{task}}_{{run}}_{{dataset}}_split{{split}}.log",
-    conda:
-        "../envs/hico-bench.yaml"
-    shell:
-        "hico-bench {wildcards.task} --features {input:q} --model {params.model:q} --meta {params.meta:q}"
+        "hico-bench features {params.checkpoint} --manifest {input.manifest:q} --model {params.model:q}"
         " --settings {params.settings:q} --out {output:q} 2> >(tee {log:q} >&2)"
 
 
-rule finetune:
+rule task_on_features:
     input:
-        unpack(eval_inputs),
+        f"{EVAL}/features/{{dataset}}_split{{split}}.npz",
     output:
-        f"{RESULTS}/eval/{{run}}/splits/{{task}}_{{dataset}}_split{{split}}.json",
+        f"{EVAL}/splits/{{task}}_{{dataset}}_split{{split}}.json",
     params:
-        checkpoint=eval_checkpoint,
-        meta=eval_meta,
-        model=settings_json(config["model"]),
-        settings=lambda wc: settings_json(task_settings(config, wc.task, wc.dataset)),
+        identity=identity_json,
+        settings=task_settings_json,
     wildcard_constraints:
-        task="ft|lft",
+        task="|".join(tasks_reading("features")),
         dataset="ucf101|hmdb51",
     log:
-        f"{LOGS}/{{task}}_{{run}}_{{dataset}}_split{{split}}.log",
+        f"{LOGS}/{{task}}_{{run}}_{{input}}_{{dataset}}_split{{split}}.log",
     conda:
         "../envs/hico-bench.yaml"
     shell:
-        "hico-bench finetune {wildcards.task} --checkpoint {params.checkpoint:q} --manifest {input.manifest:q}"
-        " --model {params.model:q} --meta {params.meta:q} --settings {params.settings:q} --out {output:q}"
-        " 2> >(tee {log:q} >&2)"
+        "hico-bench {wildcards.task} --features {input:q} --run {params.identity:q} --dataset {wildcards.dataset}"
+        " --split {wildcards.split} --settings {params.settings:q} --out {output:q} 2> >(tee {log:q} >&2)"
+
+
+rule task_on_videos:
+    input:
+        unpack(checkpoint_inputs),
+        manifest=lambda wc: manifest_path(f"{wc.dataset}_split{wc.split}"),
+    output:
+        f"{EVAL}/splits/{{task}}_{{dataset}}_split{{split}}.json",
+    params:
+        checkpoint=checkpoint_args,
+        identity=identity_json,
+        model=model_json,
+        settings=task_settings_json,
+        launcher=lambda wc: launcher(task_gpus(wc)),
+    wildcard_constraints:
+        task="|".join(tasks_reading("videos")),
+        dataset="ucf101|hmdb51",
+    resources:
+        gpu=task_gpus,
+    log:
+        f"{LOGS}/{{task}}_{{run}}_{{input}}_{{dataset}}_split{{split}}.log",
+    conda:
+        "../envs/hico-bench.yaml"
+    shell:
+        "{params.launcher} {wildcards.task} {params.checkpoint} --manifest {input.manifest:q} --model {params.model:q}"
+        " --run {params.identity:q} --dataset {wildcards.dataset} --split {wildcards.split}"
+        " --settings {params.settings:q} --out {output:q} 2> >(tee {log:q} >&2)"
 
 
 rule merge_splits:
     input:
-        lambda wc: expand(f"{RESULTS}/eval/{wc.run}/splits/{wc.task}_{wc.dataset}_split{{split}}.json",
-                          split=config["downstream"]["splits"]),
+        lambda wc: expand(f"{RESULTS}/eval/{wc.run}/{wc.input}/splits/{wc.task}_{wc.dataset}_split{{split}}.json",
+                          split=evaluations(wc).splits),
     output:
-        f"{RESULTS}/eval/{{run}}/{{task}}_{{dataset}}.json",
+        f"{EVAL}/{{task}}_{{dataset}}.json",
     wildcard_constraints:
-        task="ft|lft|probe|retrieval",
+        task="|".join(TASKS),
         dataset="ucf101|hmdb51",
     log:
-        f"{LOGS}/merge_splits_{{run}}_{{task}}_{{dataset}}.log",
+        f"{LOGS}/merge_splits_{{run}}_{{input}}_{{task}}_{{dataset}}.log",
     conda:
         "../envs/hico-bench.yaml"
     shell:
@@ -85,47 +99,43 @@ rule merge_splits:
 
 rule export_features:
     input:
-        unpack(lambda wc: {"manifest": manifest_path("activitynet"),
-                           **({"checkpoint": EVAL_RUNS[wc.run]["checkpoint"]} if EVAL_RUNS[wc.run]["checkpoint"]
-                              else {})}),
+        unpack(checkpoint_inputs),
+        manifest=manifest_path("activitynet"),
     output:
-        f"{RESULTS}/eval/{{run}}/anet_features/export.json",
+        f"{EVAL}/anet_features/export.json",
     params:
-        checkpoint=eval_checkpoint,
-        model=settings_json(config["model"]),
-        settings=settings_json(config["localization"]["export"]),
+        checkpoint=checkpoint_args,
+        model=model_json,
+        settings=lambda wc: settings_json(evaluations(wc).localization["export"]),
         out_dir=lambda wc, output: os.path.dirname(output[0]),
+    resources:
+        gpu=lambda wc: min(config["downstream"]["gpus"], 1),
     log:
-        f"{LOGS}/export_features_{{run}}.log",
+        f"{LOGS}/export_features_{{run}}_{{input}}.log",
     conda:
         "../envs/hico-bench.yaml"
     shell:
-        "hico-bench export-features --checkpoint {params.checkpoint:q} --manifest {input.manifest:q}"
-        " --model {params.model:q} --settings {params.settings:q} --out-dir {params.out_dir:q}"
-        " 2> >(tee {log:q} >&2)"
+        "hico-bench export-features {params.checkpoint} --manifest {input.manifest:q} --model {params.model:q}"
+        " --settings {params.settings:q} --out-dir {params.out_dir:q} 2> >(tee {log:q} >&2)"
 
 
 rule localize:
     input:
-        export=f"{RESULTS}/eval/{{run}}/anet_features/export.json",
+        export=f"{EVAL}/anet_features/export.json",
         manifest=manifest_path("activitynet"),  # the ground truth JSON is read (or generated) before it
     output:
-        predictions=f"{RESULTS}/eval/{{run}}/localization_predictions.json",
-        metrics=f"{RESULTS}/eval/{{run}}/localization_activitynet.json",
+        predictions=f"{EVAL}/localization_predictions.json",
+        metrics=f"{EVAL}/localization_activitynet.json",
     params:
         features=lambda wc, input: os.path.dirname(input.export),
         ground_truth=lambda wc: dataset_paths(config, "activitynet")["json"],
-        meta=lambda wc: settings_json({"run": wc.run, "checkpoint": EVAL_RUNS[wc.run]["checkpoint"],
-                                       "pretrain": EVAL_RUNS[wc.run]["pretrain"], "dataset": "activitynet",
-                                       "subset": "validation",
-                                       "finetune_input": f"{config['model']['frames']}x{config['model']['size']}"}),
-        model=settings_json(config["model"]),
-        settings=settings_json(config["localization"]["probe"]),
+        identity=identity_json,
+        settings=lambda wc: settings_json(evaluations(wc).localization["probe"]),
     log:
-        f"{LOGS}/localize_{{run}}.log",
+        f"{LOGS}/localize_{{run}}_{{input}}.log",
     conda:
         "../envs/hico-bench.yaml"
     shell:
         "hico-bench localize --features {params.features:q} --ground-truth {params.ground_truth:q}"
-        " --predictions {output.predictions:q} --model {params.model:q} --meta {params.meta:q}"
-        " --settings {params.settings:q} --out {output.metrics:q} 2> >(tee {log:q} >&2)"
+        " --predictions {output.predictions:q} --run {params.identity:q} --settings {params.settings:q}"
+        " --out {output.metrics:q} 2> >(tee {log:q} >&2)"

@@ -1,9 +1,11 @@
-# Tables and plots: every metrics file of the run, beside the paper's numbers. `snakemake --report` gathers them.
+# Tables and plots from exactly the metrics files of this configuration, beside the paper's numbers.
+# `snakemake --report` gathers them.
+
 
 rule tables:
     input:
-        eval_targets(),
-        [f"{RESULTS}/pretrain/{run}/metrics.jsonl" for run in PRETRAIN_RUNS],
+        evaluations=GRID.eval_outputs(RESULTS),
+        pretrain=pretrain_outputs(),
     output:
         tables=[
             report(f"{RESULTS}/tables/{name}.csv", caption=f"../report/{name}.rst", category="Tables")
@@ -12,35 +14,33 @@ rule tables:
         markdown=[f"{RESULTS}/tables/{name}.md" for name in TABLE_NAMES],
         sources=[f"{RESULTS}/tables/{name}.sources.csv" for name in TABLE_NAMES],
     params:
-        eval_dir=lambda wc: EVAL_DIR,
-        pretrain_dir=lambda wc: PRETRAIN_DIR,
+        logs=lambda wc, input: [p for p in input.pretrain if p.endswith("metrics.jsonl")],
         out_dir=lambda wc, output: os.path.dirname(output.tables[0]),
     log:
         f"{LOGS}/tables.log",
     conda:
         "../envs/hico-bench.yaml"
     shell:
-        "hico-bench tables --eval-dir {params.eval_dir:q} --pretrain-dir {params.pretrain_dir:q}"
+        "hico-bench tables --eval {input.evaluations:q} --pretrain {params.logs:q}"
         " --out-dir {params.out_dir:q} 2> >(tee {log:q} >&2)"
 
 
 rule plots:
     input:
-        eval_targets(),
-        [f"{RESULTS}/pretrain/{run}/metrics.jsonl" for run in PRETRAIN_RUNS],
+        evaluations=GRID.eval_outputs(RESULTS),
+        pretrain=pretrain_outputs(),
     output:
         [
             report(f"{RESULTS}/plots/{name}.png", caption=f"../report/{name}.rst", category="Plots")
             for name in PLOT_NAMES
         ],
     params:
-        eval_dir=lambda wc: EVAL_DIR,
-        pretrain_dir=lambda wc: PRETRAIN_DIR,
+        logs=lambda wc, input: [p for p in input.pretrain if p.endswith("metrics.jsonl")],
         out_dir=lambda wc, output: os.path.dirname(output[0]),
     log:
         f"{LOGS}/plots.log",
     conda:
         "../envs/hico-bench.yaml"
     shell:
-        "hico-bench plots --eval-dir {params.eval_dir:q} --pretrain-dir {params.pretrain_dir:q}"
+        "hico-bench plots --eval {input.evaluations:q} --pretrain {params.logs:q}"
         " --out-dir {params.out_dir:q} 2> >(tee {log:q} >&2)"

@@ -1,0 +1,94 @@
+"""The downstream tasks, found by name in the plain dict :data:`TASKS`.
+
+Each task declares its settings (with types and defaults), what it reads and the function that runs it; the
+Snakemake rules, the ``hico-bench <task>`` verbs, the config checks and the tables' columns all follow from this
+table. A task reads one of:
+
+* ``features``: the frozen per-video features cached by ``hico-bench features`` (``.npz``: ``train_x``,
+  ``train_y``, ``train_ids``, ``test_x``, ...). Its function is ``run(features, settings, where) -> result``.
+* ``videos``: the dataset's manifest and the checkpoint (it trains on clips). Its function is
+  ``run(checkpoint, manifest, model, settings, where) -> result``; such a task can use a GPU.
+
+``result`` is ``{"metrics": {name: percent}, "protocol": {...}}``; the verb adds what was evaluated and the time.
+
+Adding a task: a module with its function, and one entry here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from hico_bench.settings import RECALL_KS, Section, Setting
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    help: str                         # one line: the verb's help and the config's documentation
+    reads: str                        # "features" or "videos"
+    settings: Section
+    function: str                     # "module:function" that runs it
+    headline: str                     # the metric the ablation table shows
+    column: str                       # the ablation table's column label, before the dataset's name
+    options: Mapping[str, Any] = field(default_factory=dict)  # fixed keyword arguments of the function
+
+    def runner(self) -> Callable[..., dict[str, Any]]:
+        module, _, name = self.function.partition(":")
+        fn = getattr(importlib.import_module(module), name)
+        if self.options:
+            return lambda *args, **kwargs: fn(*args, **self.options, **kwargs)
+        return fn
+
+
+def _finetune_settings(name: str, help: str) -> Section:
+    return Section(name, help, (
+        Setting("epochs", "int", 300, "training epochs", minimum=1),
+        Setting("warmup_epochs", "float", 10, "linear warm-up epochs, then cosine to 0", minimum=0),
+        Setting("batch_size", "int", 128, "clips per step (global)", minimum=1),
+        Setting("lr", "float", 0.002, "Adam learning rate (paper: 0.002 UCF101, 0.001 HMDB51)", minimum=0),
+        Setting("warmup_start_lr", "float", 2e-4, "learning rate at the start of the warm-up", minimum=0),
+        Setting("weight_decay", "float", 1e-3, "coupled L2 weight decay (not on BatchNorm and biases)", minimum=0),
+        Setting("dropout", "float", 0.0, "dropout before the linear head", minimum=0, maximum=1),
+        Setting("test_views", "int", 10, "test clips per video, uniformly spaced (HiCo's protocol)", minimum=1),
+        Setting("test_crops", "int", 1, "1 (centre) or 3 (left, centre, right) test crops", choices=(1, 3)),
+        Setting("num_workers", "int", 0, "DataLoader worker processes", minimum=0),
+        Setting("cache_frames", "bool", False, "decode each video once and keep its frames (tiny datasets only)"),
+        Setting("threads", "int", 0, "torch CPU threads; 0 = torch's default", minimum=0),
+        Setting("seed", "int", 0, "seed of the head, the data order and the random-init backbone", minimum=0),
+        Setting("progress_bar", "bool", True, "show a progress bar on stderr"),
+    ))
+
+
+TASKS: dict[str, Task] = {
+    "ft": Task(
+        "ft", "full fine-tuning: every layer trained with a new linear head (HiCo's FT)", "videos",
+        _finetune_settings("ft", "full fine-tuning"), "hico_bench.evaluate.classify:finetune", "top1",
+        "FT top-1", options={"mode": "ft"}),
+    "lft": Task(
+        "lft", "HiCo's linear evaluation: only the new linear head is optimised while the backbone's BatchNorm "
+        "statistics keep updating (the official behaviour)", "videos",
+        _finetune_settings("lft", "HiCo's linear evaluation"), "hico_bench.evaluate.classify:finetune", "top1",
+        "LFT top-1", options={"mode": "lft"}),
+    "probe": Task(
+        "probe", "strict linear probe: logistic regression on frozen features (C chosen on held-out train videos)",
+        "features", Section("probe", "the strict linear probe", (
+            Setting("cs", "list", [0.01, 0.1, 1.0, 10.0, 100.0], "inverse regularisation strengths tried",
+                    item="float", minimum=1e-12),
+            Setting("holdout", "float", 0.2, "fraction of the train split held out to choose C", minimum=0.01,
+                    maximum=0.9),
+            Setting("seed", "int", 0, "seed of the held-out split", minimum=0),
+        )), "hico_bench.evaluate.probe:run_probe", "top1", "probe top-1"),
+    "retrieval": Task(
+        "retrieval", "nearest-neighbour retrieval (VCOP protocol): test queries, train gallery, cosine, R@k",
+        "features", Section("retrieval", "nearest-neighbour retrieval", (
+            Setting("ks", "list", list(RECALL_KS), "R@k reported", item="int", minimum=1),
+            Setting("center", "bool", False, "subtract each set's mean feature first (CoCLR's variant)"),
+        )), "hico_bench.evaluate.retrieval:run_retrieval", "R@1", "retrieval R@1"),
+}
+"""Every downstream task on UCF101 / HMDB51, in table order."""
+
+
+def tasks_reading(what: str) -> tuple[str, ...]:
+    return tuple(name for name, t in TASKS.items() if t.reads == what)

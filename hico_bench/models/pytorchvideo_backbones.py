@@ -82,8 +82,8 @@ def _models():
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
-            from pytorchvideo.models import csn, resnet, vision_transformers
-            from pytorchvideo.models import r2plus1d, x3d  # the only home of create_r2plus1d / create_x3d
+            # create_r2plus1d and create_x3d can be imported only from their submodules
+            from pytorchvideo.models import csn, r2plus1d, resnet, vision_transformers, x3d
     except ImportError as exc:
         raise UserError(f"the pytorchvideo backbones need pytorchvideo==0.1.5, which does not import here ({exc}).")
     return csn, resnet, vision_transformers, r2plus1d, x3d

@@ -80,7 +80,7 @@ def test_x3d_s_and_x3d_m_are_the_same_network():
 
 
 def _pytorchvideo_net(name, **options):
-    csn, resnet, vision_transformers, r2plus1d, x3d = ptv._models()
+    csn, resnet, _, r2plus1d, x3d = ptv._models()
     return {
         "x3d_s": lambda: x3d.create_x3d(input_clip_length=13, input_crop_size=160, **options),
         "slow_r50": lambda: resnet.create_resnet(stem_conv_kernel_size=(1, 7, 7), model_depth=50, **options),
@@ -315,7 +315,7 @@ def test_converter_errors_are_user_errors():
 
 
 def _layer_of(name: str, depth: int, prefix: str = "") -> int:
-    name = name[len(prefix):] if name.startswith(prefix) else name
+    name = name.removeprefix(prefix)
     if name.startswith("patch_embed."):
         return 0
     if name.startswith("blocks."):
@@ -337,7 +337,8 @@ def test_timm_layer_decay_scales_each_block():
             assert group["weight_decay"] == (0.0 if p.ndim == 1 else 0.05), name
             seen += 1
     assert seen == len(names)
-    assert sorted({g["lr_scale"] for g in optimizer.param_groups}) == pytest.approx([0.75 ** k for k in range(4, -1, -1)])
+    scales = sorted({g["lr_scale"] for g in optimizer.param_groups})
+    assert scales == pytest.approx([0.75 ** k for k in range(4, -1, -1)])
 
 
 def test_layer_decay_through_a_wrapper_with_a_head():

@@ -339,6 +339,8 @@ def test_timm_layer_decay_scales_each_block():
     assert seen == len(names)
     scales = sorted({g["lr_scale"] for g in optimizer.param_groups})
     assert scales == pytest.approx([0.75 ** k for k in range(4, -1, -1)])
+    # timm leaves every group's lr at the base lr: the schedule must multiply by lr_scale (timm's schedulers do).
+    assert all(g["lr"] == 1e-3 for g in optimizer.param_groups)
 
 
 def test_layer_decay_through_a_wrapper_with_a_head():

@@ -20,8 +20,9 @@ name                    pytorchvideo builder and the hub's settings             
                         ``mvit_video_base_config`` (MViT-B 16x4)
 ======================  ==============================================================  ===========  =============
 
-("s6" = every 6th frame.) The published input is what the hub's weights were trained on; in this project the clip
-size is the config's ``model.frames`` x ``model.size``, so the table's last column is at 16x112.
+The published input is what the hub's weights were trained on ("s6" = every 6th frame; the strides are in the hub's
+names, 8x8, 32x2, 16x4, and for X3D in SlowFast's ``configs/Kinetics/X3D_S.yaml`` / ``X3D_M.yaml``). In this project
+the clip size is the config's ``model.frames`` x ``model.size``, so the table's last column is at 16x112.
 
 What is kept, and ``out_dim``:
 

@@ -70,12 +70,11 @@ VIDEOMAE_HEAD = "head."
 
 def sinusoid_table(num_tokens: int, dim: int) -> Tensor:
     """VideoMAE's position table (num_tokens, dim), float32 on the CPU; see the module docstring for the formula."""
-    pos = torch.arange(num_tokens, dtype=torch.float64, device="cpu")[:, None]
-    j = torch.arange(dim, dtype=torch.float64, device="cpu")
-    angle = pos / torch.pow(torch.tensor(10000.0, dtype=torch.float64, device="cpu"), 2 * torch.div(
-        j, 2, rounding_mode="floor") / dim)
-    table = torch.where(j.long() % 2 == 0, torch.sin(angle), torch.cos(angle))
-    return table.float()
+    cpu64 = {"dtype": torch.float64, "device": "cpu"}
+    pos = torch.arange(num_tokens, **cpu64)[:, None]
+    j = torch.arange(dim, **cpu64)
+    angle = pos / torch.pow(torch.tensor(10000.0, **cpu64), 2 * torch.floor(j / 2) / dim)
+    return torch.where(j.long() % 2 == 0, torch.sin(angle), torch.cos(angle)).float()
 
 
 class TubeletEmbed(nn.Module):
@@ -109,7 +108,6 @@ class VideoViT(nn.Module):
         )
         self.norm = norm(embed_dim)
         self.out_dim = embed_dim
-        self.depth = depth
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)

@@ -3,7 +3,8 @@
 Nothing here runs on a GPU (none was lent to the session that wrote it). Every number printed is one of:
 
 * ``counted``: FLOPs per clip, counted here with ``torch.utils.flop_counter.FlopCounterMode`` on the meta device
-  (matrix products and convolutions, 2 per multiply-add): the backbone's forward, and the forward + backward of the
+  (matrix products and convolutions, 2 per multiply-add; the backward of grouped convolutions counted as
+  ``benchmarks/train_step.py``'s ``conv_backward_flop`` says): the backbone's forward, and the forward + backward of the
   pretraining model (backbone + heads; about 3x the forward) or of the classifier;
 * ``config``: epochs, clips per video, test views, GPUs, loader workers, the grid of runs (``hico_bench.config``);
 * ``assumed``: dataset sizes (below), and the sustained GPU throughput = ``--peak-tflops`` x ``--mfu`` (model FLOP
@@ -20,20 +21,25 @@ Assumed dataset sizes: Kinetics-400 train 240k clips; UK400 the same 240k ids as
 video and epoch, so the same number of clips per epoch; decoding longer files costs the loader, not the GPU);
 UCF101 split 1: 9,537 train / 3,783 test videos; HMDB51 split 1: 3,570 / 1,530; ActivityNet v1.3: 19,994 videos,
 about 648 hours in all, taken at 30 fps. Run: ``python benchmarks/gpu_hours.py`` (seconds), ``--help`` for options.
+``--backbones`` takes names and the groups of ``benchmarks/train_step.py`` (``paper``, the default; ``ecosystem``;
+``all``, about a minute); after the per-backbone tables a summary gives, per backbone, its parameters, the counted
+GFLOPs per clip and the GPU-hours of the whole grid (the README's backbone table:
+``python benchmarks/gpu_hours.py --backbones all``).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 from pathlib import Path
 
 import torch
 import yaml
-from torch.utils.flop_counter import FlopCounterMode
 
 from hico_bench.config import evaluated_runs, pretrain_runs, task_settings
-from hico_bench.models.backbones import build_backbone
+from hico_bench.errors import UserError
+from hico_bench.models.backbones import build_backbone, clip_options
 from hico_bench.models.heads import ClassifierModel
 
 #: Assumed dataset sizes (videos) and ActivityNet's total length.
@@ -48,6 +54,7 @@ MEASURED_LOADER_CLIPS_PER_WORKER = 95.0
 MEASURED_EXPORT_SNIPPETS_PER_PROCESS = 300.0
 
 
+@functools.cache
 def _train_step_module():
     spec = importlib.util.spec_from_file_location("hico_train_step_benchmark",
                                                   Path(__file__).with_name("train_step.py"))
@@ -59,9 +66,9 @@ def _train_step_module():
 def classifier_flops(backbone: str, num_classes: int, frames: int, size: int) -> int:
     """Forward + backward FLOPs per clip of the fine-tuning classifier (backbone + linear head)."""
     with torch.device("meta"):
-        net = ClassifierModel(build_backbone(backbone), num_classes)
+        net = ClassifierModel(build_backbone(backbone, **clip_options(backbone, frames, size)), num_classes)
         clip = torch.empty(1, 3, frames, size, size)
-    with FlopCounterMode(display=False) as counter:
+    with _train_step_module().flop_counter() as counter:
         net(clip).sum().backward()
     return counter.get_total_flops()
 
@@ -76,7 +83,8 @@ def gpu_seconds(clips: float, flop_per_clip: float, sustained_flops: float, load
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=Path("config/paper.yaml"))
-    parser.add_argument("--backbones", default="s3dg,r3d18,r2plus1d10")
+    parser.add_argument("--backbones", default="paper",
+                        help="comma separated names or groups: paper (s3dg,r3d18,r2plus1d10; default), ecosystem, all")
     parser.add_argument("--peak-tflops", type=float, default=989.4,
                         help="assumed peak per GPU (default 989.4: H100 SXM / H200 dense bf16, data sheet)")
     parser.add_argument("--mfu", type=float, default=0.25,
@@ -95,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     config = yaml.safe_load(args.config.read_text())
     model = config["model"]
     frames, size = int(model["frames"]), int(model["size"])
-    backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
+    train_step = _train_step_module()
+    backbones = train_step.backbone_names(args.backbones)
     mfu = {b: args.mfu for b in backbones}
     for item in filter(None, (x.strip() for x in args.mfu_per_backbone.split(","))):
         name, value = item.split("=")
@@ -108,7 +117,6 @@ def main(argv: list[str] | None = None) -> None:
     features_workers = int(down.get("features", {}).get("num_workers", 0)) or 1
     anet_snippets = ACTIVITYNET_HOURS * 3600 * ACTIVITYNET_FPS / int(config["localization"]["export"]["stride"])
 
-    train_step = _train_step_module()
     print(f"config: {args.config}; model {frames}x{size}; {len(runs)} pretraining runs, {len(evals)} evaluated "
           f"checkpoints (the runs + random init), downstream on {', '.join(datasets)} split 1")
     print(f"assumed: sustained = {args.peak_tflops:g} TFLOP/s peak x MFU per backbone "
@@ -121,9 +129,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"assumed dataset sizes (videos): {sizes}; ActivityNet {ACTIVITYNET_VIDEOS:,} videos, "
           f"{ACTIVITYNET_HOURS:g} h at {ACTIVITYNET_FPS:g} fps = {anet_snippets / 1e6:.2f} M snippets per export")
 
+    summary = []
     for backbone in backbones:
         sustained = args.peak_tflops * 1e12 * mfu[backbone]
-        fwd_clip = train_step.clip_flops(backbone, frames, size)
+        try:
+            fwd_clip = train_step.clip_flops(backbone, frames, size)
+        except UserError as exc:  # e.g. pytorchvideo missing on this host
+            print(f"\nskipped {backbone}: {exc}")
+            continue
+        with torch.device("meta"):
+            params = sum(p.numel() for p in train_step.build_net(backbone, frames, size).parameters())
         step_fwd, step_both = train_step.count_step_flops(backbone, 1, frames, size)
         pre_clip = step_both / train_step.NUM_CLIPS  # pretraining model, forward + backward, per clip
         rows = []
@@ -181,15 +196,26 @@ def main(argv: list[str] | None = None) -> None:
         print("| job | runs | clips (M) | GFLOP / clip (counted) | GPU-h if compute-bound | GPU-h if loader-bound | "
               "estimate GPU-h |")
         print("|---|---|---|---|---|---|---|")
-        total = 0.0
+        total = compute_total = pretrain_total = 0.0
         for job, what, clips, flop, (compute, loader, estimate) in rows:
             loader_text = f"{loader / 3600:.0f}" if loader else "-"
             print(f"| {job} | {what} | {clips / 1e6:.1f} | {flop / 1e9:.2f} | {compute / 3600:.0f} | {loader_text} | "
                   f"{estimate / 3600:.0f} |")
             total += estimate
+            compute_total += compute
+            pretrain_total += estimate if job == "pretrain" else 0.0
         print(f"| **all** | | | | | | **{total / 3600:.0f}** |")
+        summary.append((backbone, params, fwd_clip, pre_clip, compute_total, pretrain_total, total))
+
     print("\nloader-bound: clips / (clips/s per worker x workers per GPU from the config); forward-only jobs without "
           "loader workers (features, export) decode in one process per GPU.")
+    print(f"\n### Summary: {frames}x{size} clips, the whole grid of {args.config}\n")
+    print("| backbone | parameters (M) | GFLOP fwd / clip | GFLOP fwd+bwd / pretraining clip | GPU-h if compute-bound "
+          "(all jobs) | estimate GPU-h: pretraining | estimate GPU-h: all |")
+    print("|---|---|---|---|---|---|---|")
+    for backbone, params, fwd_clip, pre_clip, compute_total, pretrain_total, total in summary:
+        print(f"| {backbone} | {params / 1e6:.2f} | {fwd_clip / 1e9:.2f} | {pre_clip / 1e9:.2f} | "
+              f"{compute_total / 3600:,.0f} | {pretrain_total / 3600:,.0f} | {total / 3600:,.0f} |")
 
 
 if __name__ == "__main__":

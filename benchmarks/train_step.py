@@ -15,7 +15,8 @@ For each backbone and mode: clips/s (median over timed steps, then over ``--roun
 over rounds of the ratio to fp32 measured in the same round, peak
 memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: peak resident memory of a fresh process per
 configuration), FLOPs per step counted with ``torch.utils.flop_counter.FlopCounterMode`` on the meta device (forward
-and backward of the model; the losses, well under 0.01 %, are left out) and the model FLOP utilisation = counted
+and backward of the model; the losses, well under 0.01 %, are left out; see :func:`flop_counter` for the one formula
+replaced) and the model FLOP utilisation = counted
 FLOPs x steps/s / peak FLOP/s. The peak is ``--peak-tflops``; on CUDA it defaults to the dense bf16 tensor-core
 peak of the card when the name is known (H100 SXM and H200: 989.4 TFLOP/s, H100 PCIe: 756; an assumption from the
 vendor's data sheets, printed), and MFU is always given against that bf16 peak, also for fp32.
@@ -24,7 +25,12 @@ Defaults: on CUDA the full matrix (s3dg, r3d18, r2plus1d10 at 16x112, 32 videos 
 steps, all four modes) within ``--time-budget`` seconds (configurations that would start after it are reported
 as skipped); on CPU the tiny backbone, 4 videos x 3 clips, 1 + 3 steps, 3 rounds, without compile (``--compile``
 adds it; a larger backbone at a reduced batch, e.g. ``--backbones r3d18 --batch-videos 2``, is labelled by its batch).
-Run on a GPU machine with only torch and torchvision installed: ``PYTHONPATH=. python benchmarks/train_step.py``.
+``--backbones`` also takes the groups ``paper`` (the CUDA default), ``ecosystem`` (x3d_s, x3d_m, slow_r50, csn_r101,
+r2plus1d_r50, mvit_b, vit_s16, vit_b16) and ``all``; backbones whose builder takes the clip size (mvit_b, the ViTs)
+are built for ``--frames`` x ``--size``.
+Run on a GPU machine with only torch and torchvision installed: ``PYTHONPATH=. python benchmarks/train_step.py``
+(timm too for the ViTs; the pytorchvideo backbones need pytorchvideo and are skipped, with a line saying so,
+where it is missing).
 """
 
 from __future__ import annotations
@@ -39,15 +45,23 @@ import sys
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
+from hico_bench.errors import UserError
 from hico_bench.losses import tcl_loss, vcl_loss
-from hico_bench.models.backbones import build_backbone
+from hico_bench.models.backbones import BACKBONES, ECOSYSTEM_BACKBONES, build_backbone, clip_options
 from hico_bench.models.heads import PretrainModel
 from hico_bench.train.optim import build_optimizer
 
 NUM_CLIPS = 3
 MODES = ("fp32", "fp32+cl3d", "bf16+cl3d", "bf16+cl3d+compile")
+
+#: Names ``--backbones`` accepts for groups of backbones.
+BACKBONE_GROUPS = {
+    "paper": ("s3dg", "r3d18", "r2plus1d10"),
+    "ecosystem": ECOSYSTEM_BACKBONES,
+    "all": tuple(BACKBONES),
+}
 
 #: Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets; sparsity figures are twice these.
 KNOWN_PEAK_TFLOPS = (("H200", 989.4), ("H100 PCIe", 756.0), ("H100", 989.4), ("A100", 312.0))
@@ -64,8 +78,42 @@ def assumed_peak_tflops(device: torch.device) -> tuple[float | None, str]:
     return None, f"unknown GPU {name!r}: give --peak-tflops for MFU"
 
 
-def build_model(backbone: str, device: torch.device | str) -> PretrainModel:
-    return PretrainModel(build_backbone(backbone), num_clips=NUM_CLIPS, topical=True).to(device)
+def backbone_names(spec: str) -> list[str]:
+    """The backbones of a comma separated ``--backbones`` value; group names expand (``paper``, ``ecosystem``,
+    ``all``). Unknown names pass through: building them reports the valid choices."""
+    names: list[str] = []
+    for item in (x.strip() for x in spec.split(",")):
+        for name in BACKBONE_GROUPS.get(item, (item,) if item else ()):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def build_net(backbone: str, frames: int, size: int):
+    """The backbone, built for clips of ``frames`` x ``size`` x ``size`` where its builder takes the clip size."""
+    return build_backbone(backbone, **clip_options(backbone, frames, size))
+
+
+def build_model(backbone: str, device: torch.device | str, frames: int = 16, size: int = 112) -> PretrainModel:
+    return PretrainModel(build_net(backbone, frames, size), num_clips=NUM_CLIPS, topical=True).to(device)
+
+
+def conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
+                       _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
+    """FLOPs of a convolution's backward: each gradient asked for (input, weight) costs what the forward costs.
+
+    Every multiply-add of the forward (input element x weight element -> output element) appears once in the input
+    gradient and once in the weight gradient, whatever the groups. torch's own formula (2.14) counts the weight
+    gradient of a grouped convolution as if it were dense, ``groups`` times too much (65x the forward for a
+    depthwise conv with 64 channels instead of 2x), which inflated X3D, CSN and MViT; for ``groups == 1`` both agree.
+    """
+    forward = conv_flop_count(list(x_shape), list(w_shape), list(grad_out_shape), transposed=transposed)
+    return forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
+
+
+def flop_counter() -> FlopCounterMode:
+    """``FlopCounterMode`` (no display) with :func:`conv_backward_flop` for ``aten.convolution_backward``."""
+    return FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: conv_backward_flop})
 
 
 def count_step_flops(backbone: str, batch_videos: int, frames: int, size: int) -> tuple[int, int]:
@@ -74,11 +122,11 @@ def count_step_flops(backbone: str, batch_videos: int, frames: int, size: int) -
     The backward pass starts from the sum of the model's outputs: the losses' own FLOPs are left out.
     """
     with torch.device("meta"):
-        model = build_model(backbone, "meta")
+        model = build_model(backbone, "meta", frames, size)
         clips = torch.empty(batch_videos, NUM_CLIPS, 3, frames, size, size)
-    with FlopCounterMode(display=False) as forward:
+    with flop_counter() as forward:
         model(clips)
-    with FlopCounterMode(display=False) as both:
+    with flop_counter() as both:
         out = model(clips)
         (out["z"].sum() + out["tcl_logits"].sum()).backward()
     return forward.get_total_flops(), both.get_total_flops()
@@ -87,9 +135,9 @@ def count_step_flops(backbone: str, batch_videos: int, frames: int, size: int) -
 def clip_flops(backbone: str, frames: int, size: int) -> int:
     """Forward FLOPs of the backbone alone on one clip (3 x frames x size x size)."""
     with torch.device("meta"):
-        net = build_backbone(backbone)
+        net = build_net(backbone, frames, size)
         clip = torch.empty(1, 3, frames, size, size)
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:
         net(clip)
     return counter.get_total_flops()
 
@@ -108,7 +156,7 @@ def run_config(backbone: str, mode: str, batch_videos: int, frames: int, size: i
     torch.manual_seed(0)
     bf16 = mode.startswith("bf16")
     memory_format = torch.channels_last_3d if "cl3d" in mode else torch.contiguous_format
-    model = build_model(backbone, device).to(memory_format=memory_format)
+    model = build_model(backbone, device, frames, size).to(memory_format=memory_format)
     model.train()
     optimizer = build_optimizer(model, "lars", lr=0.1, weight_decay=1e-6, momentum=0.9)
     net = torch.compile(model) if mode.endswith("compile") else model
@@ -160,8 +208,9 @@ def _child(args: tuple) -> dict:
 def main(argv: list[str] | None = None) -> None:
     cuda = torch.cuda.is_available()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backbones", default="s3dg,r3d18,r2plus1d10" if cuda else "tiny",
-                        help="comma separated (default: s3dg,r3d18,r2plus1d10 on CUDA, tiny on CPU)")
+    parser.add_argument("--backbones", default="paper" if cuda else "tiny",
+                        help="comma separated names or groups: paper (s3dg,r3d18,r2plus1d10), ecosystem, all "
+                             "(default: paper on CUDA, tiny on CPU)")
     parser.add_argument("--modes", default=",".join(MODES) if cuda else "fp32,fp32+cl3d,bf16+cl3d",
                         help=f"comma separated from {', '.join(MODES)} (default: all on CUDA, no compile on CPU)")
     parser.add_argument("--compile", action="store_true", help="add bf16+cl3d+compile on CPU")
@@ -184,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
 
     t0 = time.perf_counter()
     device = torch.device(args.device)
-    backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
+    backbones = backbone_names(args.backbones)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if args.compile and "bf16+cl3d+compile" not in modes:
         modes.append("bf16+cl3d+compile")
@@ -203,7 +252,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"TF32: convolutions {torch.backends.cudnn.allow_tf32}, matmul {torch.backends.cuda.matmul.allow_tf32} "
               f"(PyTorch defaults); cudnn.benchmark {torch.backends.cudnn.benchmark}")
 
-    flops = {b: count_step_flops(b, args.batch_videos, args.frames, args.size) for b in backbones}
+    flops = {}
+    for backbone in list(backbones):
+        try:
+            flops[backbone] = count_step_flops(backbone, args.batch_videos, args.frames, args.size)
+        except UserError as exc:  # e.g. pytorchvideo missing on this host, or a clip size the backbone refuses
+            print(f"skipped {backbone}: {exc}")
+            backbones.remove(backbone)
     ctx = multiprocessing.get_context("spawn")
     # Eager modes of every backbone first: compiling takes minutes, so it is what the time budget cuts.
     configs = [(b, m) for compiled in (False, True) for b in backbones for m in modes
@@ -252,9 +307,9 @@ def main(argv: list[str] | None = None) -> None:
               f"{1e3 * step_s:.1f} | {max(x['first_step_s'] for x in done):.1f} | "
               f"{max(x['peak_mib'] for x in done):.0f} ({done[0]['memory']}) | {fwd / n / 1e9:.2f} | "
               f"{both / 1e12:.3f} | {achieved:.2f} | {mfu} |")
-    print(f"\nFLOPs: FlopCounterMode (matrix products and convolutions, 2 per multiply-add) of the model's forward "
-          f"and backward on the meta device; MFU = counted FLOPs x steps/s / peak. Total time "
-          f"{time.perf_counter() - t0:.0f} s.")
+    print(f"\nFLOPs: FlopCounterMode (matrix products and convolutions, 2 per multiply-add; grouped convolutions' "
+          f"backward as in conv_backward_flop) of the model's forward and backward on the meta device; MFU = counted "
+          f"FLOPs x steps/s / peak. Total time {time.perf_counter() - t0:.0f} s.")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,17 @@ Every backbone maps a float clip batch (B, 3, T, H, W) to pooled features (B, ou
 - ``r2plus1d18``: torchvision's ``r2plus1d_18`` without its classifier, 512-d.
 - ``r2plus1d10``: R(2+1)D with one basic block per stage ([1, 1, 1, 1]) from torchvision's building blocks, 512-d.
 - ``tiny``: a small 3D CNN for CPU tests and the synthetic benchmark.
+
+From the ecosystem (same interface; options make small versions for CPU tests, defaults are the published sizes):
+
+- ``x3d_s``, ``x3d_m`` (432-d), ``slow_r50``, ``csn_r101``, ``r2plus1d_r50`` (2048-d), ``mvit_b`` (768-d):
+  pytorchvideo's builders with its hub's settings, heads removed (:mod:`hico_bench.models.pytorchvideo_backbones`;
+  pytorchvideo is imported only when one of them is built).
+- ``vit_s16`` (384-d), ``vit_b16`` (768-d): VideoMAE-style ViTs from timm's blocks (:mod:`hico_bench.models.vit`).
+  For these and ``mvit_b`` ``features(x)`` returns the final tokens as a (B, C, T', H', W') map.
+
+``mvit_b``, ``vit_s16`` and ``vit_b16`` take the clip size as options (``frames``, ``size``) for their position
+embeddings; :func:`clip_options` gives those options for any backbone name.
 """
 
 from __future__ import annotations
@@ -21,6 +32,8 @@ from torch import Tensor, nn
 from torchvision.models.video import resnet as tv_resnet
 
 from hico_bench.errors import UserError, choice_error
+from hico_bench.models import pytorchvideo_backbones as ptv
+from hico_bench.models import vit
 
 S3DG_STCONV_BN_EPS = 1e-3  # BN.EPS of the official config, used by every STConv3d
 S3DG_BN_MOMENTUM = 0.1
@@ -226,7 +239,26 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "r2plus1d10": build_r2plus1d10,
     "r2plus1d18": build_r2plus1d18,
     "tiny": build_tiny,
+    "x3d_s": ptv.build_x3d_s,
+    "x3d_m": ptv.build_x3d_m,
+    "slow_r50": ptv.build_slow_r50,
+    "csn_r101": ptv.build_csn_r101,
+    "r2plus1d_r50": ptv.build_r2plus1d_r50,
+    "mvit_b": ptv.build_mvit_b,
+    "vit_s16": vit.build_vit_s16,
+    "vit_b16": vit.build_vit_b16,
 }
+
+#: The backbones from the ecosystem (pytorchvideo builders and the VideoMAE-style ViTs).
+ECOSYSTEM_BACKBONES = ("x3d_s", "x3d_m", "slow_r50", "csn_r101", "r2plus1d_r50", "mvit_b", "vit_s16", "vit_b16")
+
+
+def clip_options(name: str, frames: int, size: int) -> dict[str, int]:
+    """``{"frames": frames, "size": size}`` when backbone ``name``'s builder takes the clip size, else ``{}``."""
+    if name not in BACKBONES:
+        raise choice_error("backbone", name, BACKBONES)
+    params = inspect.signature(BACKBONES[name]).parameters
+    return {"frames": frames, "size": size} if "frames" in params and "size" in params else {}
 
 
 def build_backbone(name: str, **kwargs) -> nn.Module:

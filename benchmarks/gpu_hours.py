@@ -39,7 +39,7 @@ import yaml
 
 from hico_bench.config import evaluated_runs, pretrain_runs, task_settings
 from hico_bench.errors import UserError
-from hico_bench.models.backbones import build_backbone, clip_options
+from hico_bench.models.backbones import build_backbone
 from hico_bench.models.heads import ClassifierModel
 
 #: Assumed dataset sizes (videos) and ActivityNet's total length.
@@ -66,7 +66,7 @@ def _train_step_module():
 def classifier_flops(backbone: str, num_classes: int, frames: int, size: int) -> int:
     """Forward + backward FLOPs per clip of the fine-tuning classifier (backbone + linear head)."""
     with torch.device("meta"):
-        net = ClassifierModel(build_backbone(backbone, **clip_options(backbone, frames, size)), num_classes)
+        net = ClassifierModel(build_backbone(backbone, (frames, size)), num_classes)
         clip = torch.empty(1, 3, frames, size, size)
     with _train_step_module().flop_counter() as counter:
         net(clip).sum().backward()

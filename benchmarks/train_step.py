@@ -49,7 +49,7 @@ from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from hico_bench.errors import UserError
 from hico_bench.losses import tcl_loss, vcl_loss
-from hico_bench.models.backbones import BACKBONES, ECOSYSTEM_BACKBONES, build_backbone, clip_options
+from hico_bench.models.backbones import BACKBONES, ECOSYSTEM_BACKBONES, build_backbone
 from hico_bench.models.heads import PretrainModel
 from hico_bench.train.optim import build_optimizer
 
@@ -91,7 +91,7 @@ def backbone_names(spec: str) -> list[str]:
 
 def build_net(backbone: str, frames: int, size: int):
     """The backbone, built for clips of ``frames`` x ``size`` x ``size`` where its builder takes the clip size."""
-    return build_backbone(backbone, **clip_options(backbone, frames, size))
+    return build_backbone(backbone, (frames, size))
 
 
 def build_model(backbone: str, device: torch.device | str, frames: int = 16, size: int = 112) -> PretrainModel:

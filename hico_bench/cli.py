@@ -40,13 +40,21 @@ def _model_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _run_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", default=None, help="what is evaluated, as JSON: the run identity (method, backbone, set, "
+    p.add_argument("--run", dest="identity", default=None, help="what is evaluated, as JSON: the run identity (method, backbone, set, "
                    "pretrain_input, seed, external); copied into the metrics file")
 
 
 def _checkpoint_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint file, or 'none' for random init")
     p.add_argument("--checkpoint-format", default="auto", help="auto, hico-bench, official or state_dict")
+
+
+def _settings(args, section) -> dict[str, Any]:
+    """``--settings``, checked against its declaration before anything else runs (the library function that gets
+    them fills in the defaults)."""
+    settings = parse_settings(args.settings)
+    section.resolve(settings)
+    return settings
 
 
 def _checkpoint(value: str) -> str | None:
@@ -62,9 +70,9 @@ def _model(args) -> dict[str, Any]:
 def _identity(args) -> dict[str, Any] | None:
     from hico_bench.identity import RunIdentity
 
-    if args.run is None:
+    if args.identity is None:
         return None
-    return RunIdentity.from_dict(parse_settings(args.run, "--run"), "--run").as_dict()
+    return RunIdentity.from_dict(parse_settings(args.identity, "--run"), "--run").as_dict()
 
 
 def _write_metrics(args, task: str, dataset: str, split: int | None, model: dict | None, result: dict,
@@ -93,7 +101,9 @@ def synthesize(args):
     from hico_bench.data.synthetic import synthesize as run
     from hico_bench.io import write_json
 
-    summary = run(args.root, parse_settings(args.settings), seed=args.seed, workers=args.workers)
+    from hico_bench.settings import SYNTHETIC
+
+    summary = run(args.root, _settings(args, SYNTHETIC), seed=args.seed, workers=args.workers)
     if args.summary:
         write_json(args.summary, summary)
 
@@ -159,7 +169,7 @@ def pretrain(args):
     from hico_bench.train.loop import resolve_settings
 
     settings = parse_settings(args.settings)
-    resolve_settings(settings)  # every mistake is reported before anything is written
+    resolve_settings(settings)  # every mistake is reported before anything is written (incl. impossible variants)
     identity = _identity(args)
     if identity is not None and is_main():
         write_json(f"{args.out_dir}/run.json", identity)
@@ -179,9 +189,11 @@ def _features_args(p):
          "splits, for the tasks that read features", _features_args)
 def features(args):
     from hico_bench.evaluate.features import cache_video_features
+    from hico_bench.settings import FEATURES
 
-    cache_video_features(_checkpoint(args.checkpoint), args.manifest, _model(args), args.out,
-                         parse_settings(args.settings), checkpoint_format=args.checkpoint_format)
+    settings = _settings(args, FEATURES)
+    cache_video_features(_checkpoint(args.checkpoint), args.manifest, _model(args), args.out, settings,
+                         checkpoint_format=args.checkpoint_format)
 
 
 def _task_args(task):
@@ -204,7 +216,7 @@ def _task_args(task):
 def _task_command(task):
     def run(args):
         t0 = time.perf_counter()
-        settings = parse_settings(args.settings)
+        settings = _settings(args, task.settings)
         fn = task.runner()
         if task.reads == "features":
             from hico_bench.evaluate.features import load_features
@@ -247,8 +259,10 @@ def _export_args(p):
          _export_args)
 def export_features(args):
     from hico_bench.evaluate.export import export_features as run
+    from hico_bench.settings import EXPORT
 
-    run(_checkpoint(args.checkpoint), args.manifest, _model(args), args.out_dir, parse_settings(args.settings),
+    settings = _settings(args, EXPORT)
+    run(_checkpoint(args.checkpoint), args.manifest, _model(args), args.out_dir, settings,
         checkpoint_format=args.checkpoint_format)
 
 
@@ -267,8 +281,11 @@ def localize(args):
     from hico_bench.evaluate.localizer import run_localization
     from hico_bench.io import read_json
 
+    from hico_bench.settings import LOCALIZE
+
     t0 = time.perf_counter()
-    result = run_localization(args.features, args.ground_truth, args.predictions, parse_settings(args.settings))
+    settings = _settings(args, LOCALIZE)
+    result = run_localization(args.features, args.ground_truth, args.predictions, settings)
     export = read_json(f"{args.features}/export.json")
     result["protocol"].update(stride=export["stride"], snippet_frames=export["snippet_frames"])
     _write_metrics(args, "localization", "activitynet", None, export.get("model"), result,
@@ -337,14 +354,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help, configure, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help, description=help)
         configure(p)
-        p.set_defaults(run=run)
+        p.set_defaults(handler=run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        args.handler(args)
     except UserError as exc:
         print(f"hico-bench {args.verb}: error: {exc}", file=sys.stderr)
         return 2

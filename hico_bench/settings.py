@@ -63,6 +63,7 @@ class Section:
     help: str
     entries: tuple[Setting | Section | MapOf, ...]
     partial: bool = False
+    see: str = ""                    # the docs document this section in a table of its own (where)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -113,9 +114,9 @@ class Section:
         """The defaults updated with ``given`` (checked): what a verb runs with."""
         return self.check(given or {}, self.name if where is None else where, fill=True)
 
-    def partial_view(self) -> Section:
+    def partial_view(self, see: str = "") -> Section:
         """The same settings, checked without filling defaults."""
-        return Section(self.name, self.help, self.entries, partial=True)
+        return Section(self.name, self.help, self.entries, partial=True, see=see)
 
     def merged(self, *sections: Section, name: str | None = None, help: str | None = None,
                exclude: Iterable[str] = ()) -> Section:
@@ -127,7 +128,7 @@ class Section:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"settings declared twice: {dupes}")
-        return Section(name or self.name, help or self.help, tuple(entries), self.partial)
+        return Section(name or self.name, help or self.help, tuple(entries), self.partial, self.see)
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ class MapOf:
     default: dict = field(default_factory=dict)
     keys: Choices = None
     key_help: str = "name"
+    expand: bool = False             # the docs list the value's keys (else one row: the value is documented elsewhere)
 
     def check(self, given: Any, where: str) -> dict[str, Any]:
         if given is None:
@@ -182,6 +184,7 @@ _TRUE, _FALSE = ("true", "yes", "on"), ("false", "no", "off")
 _KIND_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
                "list": "a list", "dict": "a mapping", "range": "a number or a pair [lo, hi]",
                "paths": "a path or a list of paths"}
+_PLURAL = {"int": "integers", "float": "numbers", "str": "strings", "bool": "booleans"}
 
 
 def _from_text(kind: str, text: str) -> Any:
@@ -261,12 +264,12 @@ def check_value(s: Setting, value: Any, where: str) -> Any:
         if isinstance(v, tuple):
             v = list(v)
         if not isinstance(v, list):
-            raise UserError(f"setting {where} must be a list of {_KIND_WORDS[s.item]}s, not {value!r}.")
+            raise UserError(f"setting {where} must be a list of {_PLURAL[s.item]}, not {value!r}.")
         items = []
         for i, x in enumerate(v):
             ok, y = _scalar(s.item, x)
             if not ok:
-                raise UserError(f"setting {where} must be a list of {s.item} values; item {i} is {x!r}.")
+                raise UserError(f"setting {where} must be a list of {_PLURAL[s.item]}; item {i} is {x!r}.")
             if s.item in ("int", "float"):
                 _bounds(s, y, f"{where}[{i}]")
             items.append(y)
@@ -597,8 +600,9 @@ def _pretrain() -> Section:
                 "variants to pretrain (built in: hico_bench/method.py; more under variants:)", item="str"),
         Setting("gpus", "int", 0, "GPUs per run; more than 1 runs torchrun --standalone --nproc-per-node N",
                 minimum=0),
-        PRETRAIN.partial_view().merged(name="settings", help="pretraining settings for every run",
-                                       exclude=("backbone", "backbone_kwargs", *CLIP.keys, "method", "seed")),
+        PRETRAIN.partial_view(see="the pretraining settings below").merged(
+            name="settings", help="pretraining settings for every run",
+            exclude=("backbone", "backbone_kwargs", *CLIP.keys, "method", "seed")),
         MapOf("per_set", "pretraining settings for one set only", PRETRAIN.partial_view().merged(
             name="per_set", help="", exclude=("backbone", "backbone_kwargs", *CLIP.keys, "method", "seed")),
             keys=PRETRAIN_SETS, key_help="pretraining set"),
@@ -615,7 +619,8 @@ def config_section() -> Section:
             Setting("enabled", "bool", True, "generate the data and ignore datasets:"),
             Setting("root", "str", "results/data/synthetic", "where the generated datasets are written"),
             Setting("seed", "int", 0, "generator seed: the same seed gives the same files", minimum=0),
-            SYNTHETIC.partial_view().merged(name="settings", help="generator sizes"),
+            SYNTHETIC.partial_view(see="the synthetic benchmark's settings below").merged(
+                name="settings", help="generator sizes"),
         )),
         DATASETS,
         MANIFEST,
@@ -633,7 +638,7 @@ def config_section() -> Section:
             LOCALIZE.partial_view(),
         )),
         MapOf("external", "checkpoints this project did not train, evaluated downstream as rows of their own",
-              EXTERNAL, key_help="checkpoint name"),
+              EXTERNAL, key_help="checkpoint name", expand=True),
         MapOf("groups", "more grids in the same DAG: each overrides seeds, model, pretrain, variants, downstream or "
               "localization of the base config", Setting("group", "dict", {}, "the group's overrides"),
               key_help="group"),
@@ -644,3 +649,42 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The config checked against :func:`config_section`, values converted to their declared types and defaults
     filled in; a mistake is a UserError naming the key."""
     return config_section().check(dict(config), "")
+
+
+# --------------------------------------------------------------------------------------------------- documentation
+def format_default(value: Any) -> str:
+    """A default as config/README.md shows it (YAML-ish: null, true, [1, 5])."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_default(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {format_default(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def doc_rows(section: Section, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, default, meaning) of every setting of ``section`` and its sub-sections, for the docs. A
+    sub-section documented in a table of its own (``see``) is one row pointing there."""
+    rows = []
+    for e in section.entries:
+        key = f"{prefix}{e.name}"
+        if isinstance(e, Section) and e.see:
+            rows.append((key, "{}", f"{e.help}: {e.see}"))
+        elif isinstance(e, Section):
+            rows += doc_rows(e, f"{key}.")
+        elif isinstance(e, MapOf) and e.expand:
+            rows += doc_rows(e.value, f"{key}.<{e.key_help}>.")
+        elif isinstance(e, MapOf):
+            rows.append((f"{key}.<{e.key_help}>", format_default(e.default), e.help))
+        else:
+            rows.append((key, "required" if e.required else format_default(e.default), e.help))
+    return rows
+
+
+def doc_table(rows: list[tuple[str, str, str]]) -> str:
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{k}` | `{d}` | {h} |" for k, d, h in rows]
+    return "\n".join(lines)

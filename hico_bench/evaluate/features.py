@@ -34,9 +34,10 @@ def load_backbone(checkpoint: str | os.PathLike | None, model: dict[str, Any], s
 
     torch.manual_seed(seed)
     kwargs = model.get("backbone_kwargs", {})
+    clip = (model["frames"], model["size"]) if "frames" in model else None
     if checkpoint is None:
-        return build_backbone(model["backbone"], **kwargs)
-    return load_pretrained(checkpoint, model["backbone"], format=checkpoint_format, **kwargs)
+        return build_backbone(model["backbone"], clip, **kwargs)
+    return load_pretrained(checkpoint, model["backbone"], format=checkpoint_format, clip=clip, **kwargs)
 
 
 def _device() -> torch.device:

@@ -19,7 +19,7 @@ From the ecosystem (same interface; options make small versions for CPU tests, d
   For these and ``mvit_b`` ``features(x)`` returns the final tokens as a (B, C, T', H', W') map.
 
 ``mvit_b``, ``vit_s16`` and ``vit_b16`` take the clip size as options (``frames``, ``size``) for their position
-embeddings; :func:`clip_options` gives those options for any backbone name.
+embeddings: :func:`build_backbone`'s ``clip`` gives it to them (and to no other backbone).
 """
 
 from __future__ import annotations
@@ -253,19 +253,18 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
 ECOSYSTEM_BACKBONES = ("x3d_s", "x3d_m", "slow_r50", "csn_r101", "r2plus1d_r50", "mvit_b", "vit_s16", "vit_b16")
 
 
-def clip_options(name: str, frames: int, size: int) -> dict[str, int]:
-    """``{"frames": frames, "size": size}`` when backbone ``name``'s builder takes the clip size, else ``{}``."""
-    if name not in BACKBONES:
-        raise choice_error("backbone", name, BACKBONES)
-    params = inspect.signature(BACKBONES[name]).parameters
-    return {"frames": frames, "size": size} if "frames" in params and "size" in params else {}
+def build_backbone(name: str, clip: tuple[int, int] | None = None, **kwargs) -> nn.Module:
+    """Build the backbone called ``name`` (keyword arguments go to its builder); records ``backbone_name`` on it.
 
-
-def build_backbone(name: str, **kwargs) -> nn.Module:
-    """Build the backbone called ``name`` (keyword arguments go to its builder); records ``backbone_name`` on it."""
+    ``clip`` = (frames, size) of the input clips: the builders that need them at build time (position embeddings)
+    get them as ``frames`` and ``size`` unless ``kwargs`` set those; the others ignore it.
+    """
     if name not in BACKBONES:
         raise choice_error("backbone", name, BACKBONES)
     builder = BACKBONES[name]
+    params = inspect.signature(builder).parameters
+    if clip is not None and "frames" in params and "size" in params:
+        kwargs = {"frames": int(clip[0]), "size": int(clip[1]), **kwargs}
     try:
         inspect.signature(builder).bind(**kwargs)
     except TypeError:

@@ -9,7 +9,9 @@ it, strictly, from a file in one of these formats, detected from the file or nam
   backbone, or of the same backbone with other options, is refused naming both.
 - ``"official"``: the backbone's upstream layout, translated by ``CONVERTERS[backbone]``. For ``s3dg`` that is the
   layout of the official HiCo / TAdaConv code (pytorch-video-understanding ``.pyth`` files, weights under
-  ``"model_state"``; an EMA copy under ``"model_ema_state"`` is not read), see :func:`convert_official_s3dg`.
+  ``"model_state"``; an EMA copy under ``"model_ema_state"`` is not read), see :func:`convert_official_s3dg`; for
+  ``vit_s16`` / ``vit_b16`` VideoMAE's published ``"model"`` / ``"module"`` state dicts (pretraining files with
+  ``encoder.`` and a decoder, or fine-tuned ones), see :func:`convert_videomae`.
 - ``"state_dict"``: a state dict in this project's own naming, bare or under ``"model_state"``, ``"state_dict"``,
   ``"model"`` or ``"module"``, its keys optionally prefixed with ``module.`` (DistributedDataParallel) and/or
   ``backbone.``.
@@ -33,6 +35,8 @@ Keep the module defining the converter free of a module-level import of this one
 """
 
 from __future__ import annotations
+
+import functools
 
 import os
 import re
@@ -280,10 +284,26 @@ def convert_official_s3dg(state: Mapping[str, Tensor], source: str) -> dict[str,
     return _merge(renamed, source)
 
 
+def convert_videomae(state: Mapping[str, Tensor], source: str) -> dict[str, Tensor] | None:
+    """VideoMAE's published layouts (MCG-NJU/VideoMAE: pretraining ``encoder.*`` + decoder, or fine-tuned with
+    ``attn.q_bias`` / ``attn.v_bias`` and a head) into :class:`~hico_bench.models.vit.VideoViT`'s names; None when
+    ``state`` holds no VideoMAE-style attention biases (then the generic path is tried)."""
+    if not any(k.endswith(("attn.q_bias", "attn.v_bias")) for k in state):
+        return None
+    from hico_bench.models.vit import videomae_to_backbone_state
+
+    try:
+        return videomae_to_backbone_state(dict(state))
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
+
+
 #: Backbone name -> converter from its upstream checkpoint layout (see the module docstring); consulted before the
 #: generic ``state_dict`` path.
 CONVERTERS: dict[str, Converter] = {
     "s3dg": convert_official_s3dg,
+    "vit_s16": convert_videomae,
+    "vit_b16": convert_videomae,
 }
 
 
@@ -359,17 +379,24 @@ def backbone_state(checkpoint: Mapping[str, Any], backbone: str, backbone_kwargs
 
 
 def identify_backbone(state: Mapping[str, Tensor]) -> str | None:
-    """The name in BACKBONES whose default build has exactly the tensor names of ``state`` (None if no match).
+    """The names in BACKBONES whose default build has exactly the tensor names of ``state`` (``"x3d_s or x3d_m"``
+    when several have), or None.
 
-    Shapes are not compared (``tiny`` of any width matches ``tiny``). Built on the meta device: no memory, no init.
+    Shapes are not compared (``tiny`` of any width matches ``tiny``). Built once per name on the meta device (no
+    memory, no init); a backbone that cannot be built here (its package missing) is skipped.
     """
-    keys = set(state)
-    for name, builder in BACKBONES.items():
+    keys = frozenset(state)
+    names = [name for name in BACKBONES if _tensor_names(name) == keys]
+    return " or ".join(names) or None
+
+
+@functools.lru_cache(maxsize=None)
+def _tensor_names(name: str) -> frozenset[str]:
+    try:
         with torch.device("meta"):
-            candidate = builder()
-        if set(candidate.state_dict()) == keys:
-            return name
-    return None
+            return frozenset(BACKBONES[name]().state_dict())
+    except (UserError, ImportError):
+        return frozenset()
 
 
 def load_state_strict(backbone: nn.Module, state: Mapping[str, Tensor], source: str = "the checkpoint") -> nn.Module:
@@ -401,8 +428,10 @@ def load_state_strict(backbone: nn.Module, state: Mapping[str, Tensor], source: 
     return backbone
 
 
-def load_pretrained(path: str | os.PathLike, backbone: str, *, format: str = "auto", **backbone_kwargs) -> nn.Module:
-    """Build the backbone called ``backbone`` (options ``backbone_kwargs``) and load its weights from ``path``.
+def load_pretrained(path: str | os.PathLike, backbone: str, *, format: str = "auto",
+                    clip: tuple[int, int] | None = None, **backbone_kwargs) -> nn.Module:
+    """Build the backbone called ``backbone`` (options ``backbone_kwargs``, input ``clip`` = (frames, size) as
+    :func:`~hico_bench.models.backbones.build_backbone` takes it) and load its weights from ``path``.
 
     ``format`` is ``"auto"`` (detected from the file), ``"hico-bench"``, ``"official"`` or ``"state_dict"`` (see the
     module docstring). The load is strict: every tensor of the backbone comes from the file, by name, with its
@@ -414,7 +443,7 @@ def load_pretrained(path: str | os.PathLike, backbone: str, *, format: str = "au
         raise choice_error("checkpoint format", format, FORMATS)
     source = f"checkpoint {path}"
     checkpoint = read_checkpoint(path)
-    model = build_backbone(backbone, **backbone_kwargs)
+    model = build_backbone(backbone, clip, **backbone_kwargs)
     _, state = backbone_state(checkpoint, backbone, backbone_kwargs, format=format, source=source,
                               own_keys=model.state_dict().keys())
     return load_state_strict(model, state, source)

@@ -83,7 +83,7 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
     on_device = s["augment_on"] == "device"
 
     # ---- model and optimiser
-    backbone = build_backbone(s["backbone"], **s["backbone_kwargs"])
+    backbone = build_backbone(s["backbone"], (s["frames"], s["size"]), **s["backbone_kwargs"])
     model = build_model(backbone, s)
     if s["sync_bn"] and world > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)

@@ -9,7 +9,7 @@ from torch import nn
 
 from hico_bench.errors import UserError
 from hico_bench.models import pytorchvideo_backbones as ptv
-from hico_bench.models.backbones import BACKBONES, ECOSYSTEM_BACKBONES, build_backbone, clip_options
+from hico_bench.models.backbones import BACKBONES, ECOSYSTEM_BACKBONES, build_backbone
 from hico_bench.models.vit import VideoViT, sinusoid_table, videomae_to_backbone_state
 
 # name -> (exact parameter count of the default (published-size) build, out_dim, feature map at B x 3 x 16 x 112 x 112)
@@ -141,12 +141,19 @@ def test_bad_options_are_user_errors(name, options, match):
         build_backbone(name, **options)
 
 
-def test_clip_options():
-    assert clip_options("mvit_b", 8, 224) == {"frames": 8, "size": 224}
-    assert clip_options("vit_b16", 16, 112) == {"frames": 16, "size": 112}
-    assert clip_options("x3d_s", 16, 112) == {} and clip_options("s3dg", 16, 112) == {}
+def test_the_clip_reaches_only_the_builders_that_take_it(monkeypatch):
+    import hico_bench.models.backbones as B
+
+    seen = {}
+    monkeypatch.setitem(B.BACKBONES, "sized", lambda frames=1, size=1, width=1: seen.update(f=frames, s=size) or nn.Identity())
+    monkeypatch.setitem(B.BACKBONES, "plain", lambda width=1: nn.Identity())
+    build_backbone("sized", (8, 224))
+    assert seen == {"f": 8, "s": 224}
+    build_backbone("sized", (8, 224), size=32)  # an explicit option wins
+    assert seen == {"f": 8, "s": 32}
+    build_backbone("plain", (8, 224))  # ignored
     with pytest.raises(UserError, match=r"unknown backbone 'vit'"):
-        clip_options("vit", 16, 112)
+        build_backbone("vit", (16, 112))
 
 
 # ---------------------------------------------------------------------------------------------------------- ViT

@@ -413,3 +413,38 @@ def test_identify_backbone_from_tensor_names():
     for name, state in names.items():
         assert identify_backbone(state) == name
     assert identify_backbone({"foo": torch.zeros(1)}) is None
+
+
+def test_videomae_checkpoints_load_through_the_strict_loader(tmp_path):
+    """VideoMAE's published layouts (the ``model`` / ``module`` dicts it saves) go through load_pretrained."""
+    from hico_bench.models.pretrained import load_pretrained
+    from hico_bench.models.vit import build_vit_s16
+
+    torch.manual_seed(0)
+    kwargs = {"embed_dim": 32, "depth": 2, "num_heads": 2, "frames": 4, "size": 32}
+    source = build_vit_s16(**kwargs).eval()
+    own = source.state_dict()
+    pretraining = {}
+    for key, value in own.items():
+        if key.endswith("attn.qkv.bias"):  # VideoMAE: separate q and v biases, no k bias
+            d = value.shape[0] // 3
+            pretraining[f"encoder.{key[:-len('qkv.bias')]}q_bias"] = value[:d]
+            pretraining[f"encoder.{key[:-len('qkv.bias')]}v_bias"] = value[2 * d:]
+        elif key != "pos_embed":
+            pretraining[f"encoder.{key}"] = value
+    pretraining["decoder.norm.weight"] = torch.ones(4)  # the pretraining decoder is dropped
+    pretraining["mask_token"] = torch.zeros(1, 1, 4)
+    path = tmp_path / "videomae_pretrain.pth"
+    torch.save({"model": pretraining}, path)
+    # the source has a zero k bias (VideoMAE has none), so every tensor matches after the round trip
+    with torch.no_grad():
+        for block in source.blocks:
+            d = block.attn.qkv.bias.shape[0] // 3
+            block.attn.qkv.bias[d:2 * d] = 0
+    loaded = load_pretrained(path, "vit_s16", **kwargs).eval()
+    x = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), source(x))
+    torch.save({"module": {"blocks.0.attn.q_bias": torch.zeros(32)}}, tmp_path / "broken.pth")
+    with pytest.raises(UserError, match=r"broken.pth"):
+        load_pretrained(tmp_path / "broken.pth", "vit_s16", **kwargs)

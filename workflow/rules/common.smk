@@ -2,21 +2,28 @@
 # hico_bench/settings.py declares every key, hico_bench/config.py builds the grid.
 import os
 
+from snakemake.exceptions import WorkflowError
+
 from hico_bench.config import build_grid, dataset_paths, required_inputs, settings_json
+from hico_bench.errors import UserError
 from hico_bench.evaluate.tasks import TASKS, tasks_reading
 from hico_bench.plots import PLOT_NAMES
 from hico_bench.settings import validate_config
 from hico_bench.tables import TABLE_NAMES
 
 # Values given with --config arrive as strings; validation converts them to the declared types and fills defaults.
-config.update(validate_config(config))
+# A mistake is one sentence naming the key (a WorkflowError prints without a traceback).
+try:
+    config.update(validate_config(config))
+    GRID = build_grid(config)
+except UserError as exc:
+    raise WorkflowError(f"config: {exc}") from None
 
 RESULTS = config["results"]
 LOGS = f"{RESULTS}/logs"
 SYNTHETIC = config["synthetic"]["enabled"]
 SYNTHETIC_DONE = os.path.join(config["synthetic"]["root"], "summary.json")
 
-GRID = build_grid(config)
 PRETRAIN_RUNS = GRID.pretrain
 EVALUATIONS = GRID.evaluations
 

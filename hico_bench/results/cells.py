@@ -194,9 +194,6 @@ class Table:
     rows: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def column(self, label: str) -> Column:
-        return next(c for c in self.columns if c.label == label)
-
 
 MEASURED_SUFFIXES = ("mean", "std", "ci95", "n")
 

@@ -78,11 +78,6 @@ class Group:
         return (self.method, self.backbone, self.set, self.pretrain_input, self.external)
 
     @property
-    def identity(self) -> RunIdentity:
-        """The identity of the group's seed-0 run (its name names the configuration)."""
-        return RunIdentity(self.method, self.backbone, self.set, self.pretrain_input, 0, self.external)
-
-    @property
     def runs(self) -> list[str]:
         return sorted({r for m in self.metrics.values() for r in m.runs})
 

@@ -35,8 +35,8 @@ from hico_bench.io import atomic_path
 from hico_bench.method import VARIANTS, method_order
 from hico_bench.results import PLOT_NAMES
 from hico_bench.results.collect import as_paths, collect, load_pretrain_metrics, read_identity
-from hico_bench.results.groups import (Group, backbone_name, dataset_name, group_measurements, method_cell,
-                                       order_key, set_name, set_rank)
+from hico_bench.results.groups import (Group, backbone_name, dataset_name, group_measurements, method_cell, order_key,
+                                       set_name, set_rank)
 from hico_bench.settings import RECALL_KS
 
 __all__ = ["PLOT_NAMES", "make_plots"]
@@ -152,7 +152,7 @@ def curves_figure(curves: list[Curve], ylabel: str, title: str, smooth_frac: flo
             if not len(c.epoch):
                 empty.append(label)
                 continue
-            window = max(1, int(round(len(c.mean) * smooth_frac)))
+            window = max(1, round(len(c.mean) * smooth_frac))
             mean = smooth(c.mean, window)
             if len(c.runs) > 1:
                 label += f" (n={len(c.runs)})"

@@ -31,8 +31,7 @@ import pandas as pd
 from hico_bench.evaluate.tasks import TASKS
 from hico_bench.identity import RANDOM_INIT
 from hico_bench.results import TABLE_NAMES
-from hico_bench.results.cells import (MISSING_MD, NA, Column, Diff, Measured, PaperValue, Table, compare,
-                                      write_table)
+from hico_bench.results.cells import MISSING_MD, NA, Column, Diff, PaperValue, Table, compare, write_table
 from hico_bench.results.collect import LOCALIZATION, LOCALIZATION_DATASET, PRETRAIN, collect, headline
 from hico_bench.results.groups import (Group, dataset_name, group_measurements, join_notes, order_key, runs_text,
                                        set_name)
@@ -368,7 +367,7 @@ def trimmed_table(groups: list[Group], ref: pd.DataFrame) -> Table:
             g = per_set.get(s) or dataclasses.replace(next(iter(per_set.values())), set=s, metrics={})
             paper[s] = paper_value(g)
         pair = None
-        for s, g in per_set.items():
+        for g in per_set.values():
             hit = paper_rows(ref, g)
             hit = hit[hit["measured_metric"] == headline(g.task)]
             if len(hit):

@@ -4,9 +4,9 @@ import os
 
 from hico_bench.config import build_grid, dataset_paths, required_inputs, settings_json
 from hico_bench.evaluate.tasks import TASKS, tasks_reading
-from hico_bench.plots import PLOT_NAMES
+from hico_bench.results import PLOT_NAMES
 from hico_bench.settings import validate_config
-from hico_bench.tables import TABLE_NAMES
+from hico_bench.results import TABLE_NAMES
 
 # Values given with --config arrive as strings; validation converts them to the declared types and fills defaults.
 config.update(validate_config(config))

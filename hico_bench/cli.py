@@ -334,14 +334,14 @@ def _tables_args(p):
 
 @command("tables", "the given metrics files as tables beside the paper's numbers (CSV + Markdown)", _tables_args)
 def tables(args):
-    from hico_bench.tables import REFERENCE_CSV, build_tables
+    from hico_bench.results.tables import REFERENCE_CSV, build_tables
 
     build_tables(args.eval, args.pretrain, args.reference or REFERENCE_CSV, args.out_dir)
 
 
 @command("plots", "loss curves, delta_max over training, ablation bars and retrieval R@k curves (PNG)", _results_args)
 def plots(args):
-    from hico_bench.plots import make_plots
+    from hico_bench.results.plots import make_plots
 
     make_plots(args.eval, args.pretrain, args.out_dir)
 

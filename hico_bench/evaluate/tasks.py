@@ -33,6 +33,7 @@ class Task:
     headline: str                     # the metric the ablation table shows
     column: str                       # the ablation table's column label, before the dataset's name
     options: Mapping[str, Any] = field(default_factory=dict)  # fixed keyword arguments of the function
+    protocol: str = ""                # one sentence: how the headline is measured (the tables' notes)
 
     def runner(self) -> Callable[..., dict[str, Any]]:
         module, _, name = self.function.partition(":")
@@ -65,12 +66,16 @@ TASKS: dict[str, Task] = {
     "ft": Task(
         "ft", "full fine-tuning: every layer trained with a new linear head (HiCo's FT)", "videos",
         _finetune_settings("ft", "full fine-tuning"), "hico_bench.evaluate.classify:finetune", "top1",
-        "FT top-1", options={"mode": "ft"}),
+        "FT top-1", options={"mode": "ft"},
+        protocol="every layer trained with a new linear head; top-1 of the softmax scores summed over the test "
+        "clips x crops of each test video (10 x 1 by default)"),
     "lft": Task(
         "lft", "HiCo's linear evaluation: only the new linear head is optimised while the backbone's BatchNorm "
         "statistics keep updating (the official behaviour)", "videos",
         _finetune_settings("lft", "HiCo's linear evaluation"), "hico_bench.evaluate.classify:finetune", "top1",
-        "LFT top-1", options={"mode": "lft"}),
+        "LFT top-1", options={"mode": "lft"},
+        protocol="HiCo's linear evaluation: only a new linear head is optimised while the backbone's BatchNorm "
+        "statistics keep updating; tested as FT"),
     "probe": Task(
         "probe", "strict linear probe: logistic regression on frozen features (C chosen on held-out train videos)",
         "features", Section("probe", "the strict linear probe", (
@@ -79,13 +84,17 @@ TASKS: dict[str, Task] = {
             Setting("holdout", "float", 0.2, "fraction of the train split held out to choose C", minimum=0.01,
                     maximum=0.9),
             Setting("seed", "int", 0, "seed of the held-out split", minimum=0),
-        )), "hico_bench.evaluate.probe:run_probe", "top1", "probe top-1"),
+        )), "hico_bench.evaluate.probe:run_probe", "top1", "probe top-1",
+        protocol="strict linear probe: logistic regression on frozen features, C chosen on held-out train videos; "
+        "top-1 on the test split (no paper counterpart: the paper's frozen numbers are LFT)"),
     "retrieval": Task(
         "retrieval", "nearest-neighbour retrieval (VCOP protocol): test queries, train gallery, cosine, R@k",
         "features", Section("retrieval", "nearest-neighbour retrieval", (
             Setting("ks", "list", list(RECALL_KS), "R@k reported", item="int", minimum=1),
             Setting("center", "bool", False, "subtract each set's mean feature first (CoCLR's variant)"),
-        )), "hico_bench.evaluate.retrieval:run_retrieval", "R@1", "retrieval R@1"),
+        )), "hico_bench.evaluate.retrieval:run_retrieval", "R@1", "retrieval R@1",
+        protocol="test-split videos query the train-split gallery by cosine similarity of frozen features; R@1 = "
+        "percent of queries whose nearest gallery video has their class"),
 }
 """Every downstream task on UCF101 / HMDB51, in table order."""
 

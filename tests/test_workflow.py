@@ -130,6 +130,37 @@ def test_paper_config_on_one_machine_schedules_gpu_jobs_by_their_gpus(fake_tree)
     assert all(re.search(r"\bgpu=1\b", b) for b in blocks["task_on_videos"])
 
 
+def test_every_hico_row_of_the_paper_has_a_job_filling_its_measured_cell(fake_tree):
+    """config/paper.yaml: for every HiCo row of the paper's recognition and retrieval tables, the dry run holds an
+    evaluation job whose metrics file the tables put into that row (the tables' own matching rule)."""
+    from hico_bench.config import build_grid
+    from hico_bench.results.groups import Group
+    from hico_bench.results.reference import load_reference, paper_rows
+    from hico_bench.settings import validate_config
+
+    config = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    config.update(yaml.safe_load(fake_tree.read_text()))
+    config = validate_config(config)
+    dry = snakemake("-n", "--configfile", "config/paper.yaml", str(fake_tree)).stdout
+    ref = load_reference()
+    hico = ref[(ref["method"] == "HiCo") & ref["table"].isin(["sota_recognition", "retrieval_table6"])]
+    assert len(hico) == 48
+    filled = {}
+    for (run, label), ev in build_grid(config).evaluations.items():
+        identity = ev.run.identity
+        for task, per_dataset in ev.tasks.items():
+            for dataset in per_dataset:
+                group = Group(identity.method, identity.backbone, identity.set, identity.pretrain_input,
+                              identity.external, task, dataset, label, "")
+                output = f"{config['results']}/eval/{run}/{label}/{task}_{dataset}.json"
+                for line in paper_rows(ref, group)["line"]:
+                    if output in dry:
+                        filled.setdefault(line, output)
+    missing = hico[~hico["line"].isin(filled)]
+    assert missing.empty, missing[["method", "backbone", "pretrain", "pretrain_input", "finetune_input", "protocol",
+                                   "dataset", "metric"]].to_string()
+
+
 def test_profiles_parse():
     for profile in ("default", "slurm"):
         assert isinstance(yaml.safe_load((ROOT / "workflow/profiles" / profile / "config.yaml").read_text()), dict)

@@ -7,9 +7,8 @@ from snakemake.exceptions import WorkflowError
 from hico_bench.config import build_grid, dataset_paths, required_inputs, settings_json
 from hico_bench.errors import UserError
 from hico_bench.evaluate.tasks import TASKS, tasks_reading
-from hico_bench.results import PLOT_NAMES
+from hico_bench.results import PLOT_NAMES, TABLE_NAMES
 from hico_bench.settings import validate_config
-from hico_bench.results import TABLE_NAMES
 
 # Values given with --config arrive as strings; validation converts them to the declared types and fills defaults.
 # A mistake is one sentence naming the key (a WorkflowError prints without a traceback).

@@ -1,4 +1,4 @@
-"""Clip decoding throughput: open-per-clip vs kept-open, raw vs prepared files, PyAV (and torchcodec when it loads).
+"""Clip decoding throughput: open-per-clip vs kept-open, raw vs prepared files.
 
 Writes synthetic videos like raw downloads (default: 60 s, 30 fps, 256x340, x264's default keyframe interval of up to
 250 frames), prepares copies with ``hico_bench.data.prepare`` (short side 128, a keyframe every second), then reads the
@@ -6,8 +6,8 @@ same random HiCo-style windows (16 frames over 2.133 s, three windows per video 
 v_i, v_j within +-1 s of v_i, v_k anywhere) from every configuration, resized to ``--size`` inside FFmpeg.
 
 Every configuration is measured in each of ``--rounds`` interleaved rounds (so that load from other processes hits
-all of them alike); the table gives the median clips/s over rounds and the ratio to the baseline (PyAV, open per clip,
-raw files). Run: ``python benchmarks/decode.py`` (about 1.5 minutes on one core), ``--help`` for the options.
+all of them alike); the table gives the median clips/s over rounds and the ratio to the baseline (open per clip, raw
+files). Run: ``python benchmarks/decode.py`` (about 1.5 minutes on one core), ``--help`` for the options.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from hico_bench.data.prepare import prepare_videos
-from hico_bench.data.video import VideoReader, backend_error, probe, write_video
+from hico_bench.data.video import VideoReader, probe, write_video
 
 CLIP_S = 16 * 4 / 30  # HiCo: NUM_INPUT_FRAMES * SAMPLING_RATE / TARGET_FPS
 CLIP_FRAMES = 16
@@ -49,7 +49,7 @@ def synthetic_frames(seconds: float, fps: float, height: int, width: int, seed: 
 
 
 def hico_windows(duration: float, rng: np.random.Generator) -> list[tuple[float, float]]:
-    """Three windows as method.md section 3 draws them with delta_max = 1 s and TCL on: [v_i, v_j, v_k]."""
+    """Three windows as HiCo's sampler draws them with delta_max = 1 s and TCL on: [v_i, v_j, v_k]."""
 
     def random_center(a: float, b: float) -> float:
         return a if b < a else float(rng.uniform(a, b))
@@ -72,19 +72,19 @@ def make_jobs(paths: list[Path], groups: int, seed: int) -> list[tuple[int, list
     return jobs
 
 
-def run_config(paths: list[Path], jobs, kept_open: bool, backend: str, size: int) -> float:
+def run_config(paths: list[Path], jobs, kept_open: bool, size: int) -> float:
     """Read every window of ``jobs``; returns clips per second."""
     clips = 0
     start = time.perf_counter()
     for v, windows in jobs:
         if kept_open:
-            with VideoReader(paths[v], size, backend=backend) as reader:
+            with VideoReader(paths[v], size) as reader:
                 for s, e in windows:
                     clip = reader.read_window(s, e, CLIP_FRAMES)
                     clips += 1
         else:
             for s, e in windows:
-                with VideoReader(paths[v], size, backend=backend) as reader:
+                with VideoReader(paths[v], size) as reader:
                     clip = reader.read_window(s, e, CLIP_FRAMES)
                 clips += 1
         assert clip.shape[0] == CLIP_FRAMES and min(clip.shape[1:3]) == size
@@ -121,7 +121,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where to write the videos (kept and reused between runs); default a temporary folder")
     parser.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU core")
-    parser.add_argument("--no-torchcodec", action="store_true", help="skip torchcodec even when it loads")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -166,38 +165,28 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.groups} videos x 3 windows per configuration and round, {args.rounds} rounds; "
           f"CPU affinity {sorted(os.sched_getaffinity(0))}")
 
-    backends = ["pyav"]
-    reason = backend_error("torchcodec")
-    if args.no_torchcodec:
-        reason = "skipped (--no-torchcodec)"
-    if reason is None:
-        backends.append("torchcodec")
     configs = []
     for files_name, files in (("raw", raw), ("prepared", prepared)):
-        for backend in backends:
-            for kept_open in (False, True):
-                configs.append((files_name, files, backend, kept_open))
+        for kept_open in (False, True):
+            configs.append((files_name, files, kept_open))
 
     jobs = make_jobs(raw, args.groups * args.rounds, args.seed)
-    rates: dict[tuple, list[float]] = {c[:1] + c[2:]: [] for c in configs}
+    rates: dict[tuple, list[float]] = {(c[0], c[2]): [] for c in configs}
     for r in range(args.rounds):
         round_jobs = jobs[r * args.groups:(r + 1) * args.groups]
-        for files_name, files, backend, kept_open in configs:
+        for files_name, files, kept_open in configs:
             # a warm-up read, so that no configuration pays for first-use costs (imports, page cache)
-            run_config(files, round_jobs[:1], kept_open, backend, args.size)
-            rates[(files_name, backend, kept_open)].append(run_config(files, round_jobs, kept_open, backend, args.size))
+            run_config(files, round_jobs[:1], kept_open, args.size)
+            rates[(files_name, kept_open)].append(run_config(files, round_jobs, kept_open, args.size))
 
-    base = statistics.median(rates[("raw", "pyav", False)])
+    base = statistics.median(rates[("raw", False)])
     print()
-    print("| files | decoder | container | clips/s (median) | min-max over rounds | vs baseline |")
-    print("|---|---|---|---|---|---|")
-    for (files_name, backend, kept_open), values in rates.items():
+    print("| files | container | clips/s (median) | min-max over rounds | vs baseline |")
+    print("|---|---|---|---|---|")
+    for (files_name, kept_open), values in rates.items():
         med = statistics.median(values)
         how = "kept open, 3 windows per open" if kept_open else "open per clip"
-        print(f"| {files_name} | {backend} | {how} | {med:.0f} | {min(values):.0f}-{max(values):.0f} | "
-              f"{med / base:.2f}x |")
-    if reason is not None:
-        print(f"\ntorchcodec not measured: {reason}")
+        print(f"| {files_name} | {how} | {med:.0f} | {min(values):.0f}-{max(values):.0f} | {med / base:.2f}x |")
     if tmp is not None:
         tmp.cleanup()
 

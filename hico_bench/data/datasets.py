@@ -3,11 +3,11 @@
 Reproducibility: everything random about item ``i`` in epoch ``e`` (clip times, augmentation) comes from one numpy
 generator seeded with ``(seed, e, i)``, so a resumed run, any number of workers and any worker order see the same
 samples. :meth:`set_epoch` stores the epoch in shared memory, so persistent DataLoader workers see it too (call it
-before iterating the epoch's loader). The pre-training ``max_dis`` depends on the training progress: read from the
-shared :class:`~hico_bench.data.sampling.TrainingProgress` by default (its value at fetch time, which prefetching
-makes timing-dependent inside an epoch), or, bit-exact, carried with the key: items accept ``index``,
-``(index, progress)`` or ``(index, epoch, progress)`` (:class:`ProgressBatchSampler`, which knows the iteration; the
-key's epoch then overrides :meth:`set_epoch`).
+before iterating the epoch's loader). The pre-training ``max_dis`` depends on the training progress alpha /
+alpha_max, which comes with the item's key: items accept ``index`` (no progress: the fixed and unconstrained
+schedules only), ``(index, progress)`` or ``(index, epoch, progress)``; the trainer's :class:`ProgressBatchSampler`,
+which knows the iteration, hands out the last form (the key's epoch then overrides :meth:`set_epoch`), so that no
+sample depends on worker timing.
 
 Broken videos during training: the item falls back to the next index (``i + 1``, ``i + 2``, ... wrapping around)
 that decodes, drawing from the same generator, so the substitution is deterministic; every failure is recorded as
@@ -29,7 +29,6 @@ from torch.utils.data import Dataset, Sampler, get_worker_info
 
 from hico_bench.data.sampling import (
     DeltaSchedule,
-    TrainingProgress,
     clip_time,
     clip_windows,
     evenly_spaced_clip_starts,
@@ -134,7 +133,7 @@ def _split_key(key) -> tuple[int, int | None, float | None]:
 class _VideoDataset(Dataset):
     """Rows of a manifest, shared epoch, failure log and the optional per-process frame cache."""
 
-    def __init__(self, manifest_df: pd.DataFrame, decode_size: Size, seed: int, cache_frames: bool, backend: str):
+    def __init__(self, manifest_df: pd.DataFrame, decode_size: Size, seed: int, cache_frames: bool):
         if len(manifest_df) == 0:
             raise UserError("the manifest given to the dataset has no rows.")
         missing = {"path"} - set(manifest_df.columns)
@@ -144,7 +143,6 @@ class _VideoDataset(Dataset):
         self.decode_size = decode_size
         self.seed = int(seed)
         self.cache_frames = bool(cache_frames)
-        self.backend = backend
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self.failure_log = FailureLog()
         self._cache: dict[int, InMemoryVideo] = {}
@@ -177,9 +175,9 @@ class _VideoDataset(Dataset):
     def _open(self, j: int) -> tuple[FrameSource, bool]:
         """The frame source of row ``j`` and whether the caller must close it."""
         if not self.cache_frames:
-            return open_video(self.rows[j], self.decode_size, backend=self.backend), True
+            return open_video(self.rows[j], self.decode_size), True
         if j not in self._cache:
-            self._cache[j] = open_video(self.rows[j], self.decode_size, in_memory=True, backend=self.backend)
+            self._cache[j] = open_video(self.rows[j], self.decode_size, in_memory=True)
         return self._cache[j], False
 
     def _with_fallback(self, i: int, load: Callable[[int], Any]) -> tuple[Any, int]:
@@ -208,8 +206,9 @@ class PretrainDataset(_VideoDataset):
 
     One container is opened per item; its clips are read with one seek each, or one seek for clips that overlap
     (v_i and v_j, whose centres lie within delta_max of each other). Clip centres come from
-    :func:`~hico_bench.data.sampling.sample_centres` with ``max_dis = schedule.max_dis(progress)``; short videos
-    follow the spec (all centres at ``clip_t``, windows cut at the duration), nothing is skipped.
+    :func:`~hico_bench.data.sampling.sample_centres` with ``max_dis = schedule.max_dis(progress)``, the progress
+    taken from the item's key; short videos keep the official sampler's behaviour (all centres at ``clip_t``,
+    windows cut at the duration), nothing is skipped.
     ``cache_frames`` keeps every decoded video in memory, per process (for tiny datasets only).
     """
 
@@ -221,41 +220,35 @@ class PretrainDataset(_VideoDataset):
         target_fps: float,
         num_clips: int,
         schedule: DeltaSchedule,
-        progress: TrainingProgress | None = None,
         topical: bool = True,
         transform: Transform | None = None,
         decode_size: Size = 128,
         seed: int = 0,
         cache_frames: bool = False,
-        backend: str = "pyav",
     ):
-        super().__init__(manifest_df, decode_size, seed, cache_frames, backend)
+        super().__init__(manifest_df, decode_size, seed, cache_frames)
         if num_clips < 1:
             raise UserError(f"num_clips must be at least 1, got {num_clips}.")
         self.frames = int(frames)
         self.clip_t = clip_time(frames, sampling_rate, target_fps)
         self.num_clips = int(num_clips)
         self.schedule = schedule
-        self.progress = progress
         self.topical = bool(topical)
         self.transform = transform
 
     def windows(
         self, duration: float, rng: np.random.Generator, progress: float | None = None
     ) -> list[tuple[float, float]]:
-        """The clip windows (seconds) of a video of ``duration`` at ``progress`` (default: the shared progress)."""
-        if progress is not None:
-            fraction = progress
-        elif self.progress is not None:
-            fraction = self.progress.fraction()
-        elif self.schedule.kind == "gradual":
-            raise UserError(
-                "gradual sampling needs the training progress: give PretrainDataset a TrainingProgress or pass "
-                "(index, epoch, progress) keys (ProgressBatchSampler)."
-            )
-        else:
-            fraction = 0.0
-        max_dis = self.schedule.max_dis(fraction)
+        """The clip windows (seconds) of a video of ``duration`` at ``progress`` = alpha / alpha_max (needed by the
+        gradual schedule only; the others ignore it)."""
+        if progress is None:
+            if self.schedule.kind == "gradual":
+                raise UserError(
+                    "gradual sampling needs the training progress: pass (index, epoch, progress) keys, as the "
+                    "trainer's ProgressBatchSampler does."
+                )
+            progress = 0.0
+        max_dis = self.schedule.max_dis(progress)
         centres = sample_centres(duration, self.clip_t, self.num_clips, max_dis, self.topical, rng)
         return clip_windows(centres, self.clip_t, duration)
 
@@ -297,8 +290,9 @@ class ClipDataset(_VideoDataset):
     ``mode="test"``: ``num_views`` clips starting at ``view_starts`` (``"hico"``: i / num_views of the valid range,
     1 view centred; ``"vcop"``: evenly spaced from the start to the end) x ``crops`` spatial crops (1 centre, 3
     along the long side), returns ``(views (num_views * crops, 3, T, S, S), label_index, index)``, views ordered
-    clip-major. A clip is the window ``[start, start + clip_t]`` read with the spec's frame rule; the official
-    code steps over ``clip_length - 1`` frames instead of ``clip_length``, at most one source frame of difference.
+    clip-major. A clip is the window ``[start, start + clip_t]`` read with the frame rule of
+    :func:`hico_bench.data.video.frame_indices`; the official code steps over ``clip_length - 1`` frames instead of
+    ``clip_length``, at most one source frame of difference.
     """
 
     def __init__(
@@ -316,9 +310,8 @@ class ClipDataset(_VideoDataset):
         view_starts: str = "hico",
         spec: AugmentSpec | None = None,
         cache_frames: bool = False,
-        backend: str = "pyav",
     ):
-        super().__init__(manifest_df, decode_size, seed, cache_frames, backend)
+        super().__init__(manifest_df, decode_size, seed, cache_frames)
         if mode not in ("train", "test"):
             raise choice_error("dataset mode", mode, ("train", "test"))
         if view_starts not in VIEW_STARTS:

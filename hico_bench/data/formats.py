@@ -1,4 +1,4 @@
-"""Readers of the real annotation formats (formats.md section 1, method.md section 2) -> a listing DataFrame.
+"""Readers of the real annotation formats -> a listing DataFrame (each reader names the public source of its format).
 
 A *listing* has the manifest columns except the probed ones (see :data:`LISTING_COLUMNS`): ``video_id``, ``path``
 (absolute), ``split`` (``train``/``val``/``test``), ``label`` (``""`` when unlabelled), ``label_index`` (-1 when
@@ -44,7 +44,8 @@ SPLIT_NAMES = {
 
 KINETICS_LAYOUTS = ("auto", "label", "flat", "cvdf")
 SEGMENT_SECONDS = 5
-"""Length of HiCo's pre-cut pieces: every piece starts at a multiple of it (method.md section 2.1)."""
+"""Length of HiCo's pre-cut pieces: every piece starts at a multiple of it (the official HiCo code,
+``datasets/base/long_video.py``, looks a piece up by ``int(startms / 1000)`` with ``video_length = 5``)."""
 
 PathLike = str | os.PathLike
 OneOrMore = PathLike | Sequence[PathLike]
@@ -269,9 +270,12 @@ def kinetics_label_dirs(label: str) -> list[str]:
 
 
 def read_kinetics(csv_path: OneOrMore, videos_dir: OneOrMore, layout: str = "auto") -> pd.DataFrame:
-    """Trimmed Kinetics from the official CSV(s) (formats.md 1.1) -> listing, plus ``time_start``/``time_end``.
+    """Trimmed Kinetics from the official CSV(s) -> listing, plus ``time_start``/``time_end``.
 
-    Clip files are named ``{id}_{start:06d}_{end:06d}.mp4``. ``layout`` says where they are:
+    The CSVs are ActivityNet's ``Crawler/Kinetics/data/kinetics-400_*.csv`` (or the CVDF mirror's
+    ``{train,val,test}.csv``): ``label,youtube_id,time_start,time_end,split[,is_cc]``, the test CSV without
+    ``label``. Clip files are named ``{id}_{start:06d}_{end:06d}.mp4`` (the crawler's ``download.py``). ``layout``
+    says where they are:
 
     - ``label``: ``<videos_dir>/<label>/`` (or mmaction2's renamed folder, see :func:`kinetics_label_dirs`);
     - ``flat``: ``<videos_dir>/`` itself;
@@ -327,7 +331,9 @@ def _expected_kinetics_path(root: Path, label_dirs: list[str], name: str, layout
 
 
 def read_untrimmed_kinetics(csv_path: OneOrMore, videos_dir: OneOrMore) -> pd.DataFrame:
-    """Untrimmed Kinetics ("UK-400", formats.md 1.2): one full source video per YouTube id, joined to the CSV(s).
+    """Untrimmed Kinetics ("UK-400"): one full source video per YouTube id, joined to the CSV(s).
+
+    The HiCo README defines it as the Kinetics-400 videos not cut to their 10-s window.
 
     A video is any file below ``videos_dir`` with a suffix in :data:`VIDEO_EXTENSIONS` whose stem is the id or
     ``v_<id>``. An id on several CSV rows gives one row, with the label and split of its first row. An id with no file
@@ -366,7 +372,9 @@ def read_kinetics_segments(
     csv_path: OneOrMore | None = None,
     split: str | None = None,
 ) -> pd.DataFrame:
-    """HiCo's 5-s segment layout of untrimmed videos (method.md 2.1, formats.md 1.2) -> one row per video.
+    """HiCo's 5-s segment layout of untrimmed videos -> one row per video.
+
+    The layout of the HiCo README ("Data Preparation") as its ``datasets/base/long_video.py`` reads it.
 
     ``list_path`` (``training.txt`` ...) has lines ``youtube_id,startms,endms`` grouped by video and ordered in time;
     the split comes from the list's name (training/validation/testing) unless ``split`` is given. Every piece must
@@ -456,7 +464,7 @@ def read_ucf101_classes(class_ind: Path) -> list[str]:
 
 
 def read_ucf101(root: PathLike, splits_dir: PathLike, split: int = 1) -> pd.DataFrame:
-    """UCF101 train/test lists of one split (formats.md 1.3) -> listing.
+    """UCF101 train/test lists of one split (the official ``UCF101TrainTestSplits-RecognitionTask.zip``) -> listing.
 
     ``splits_dir`` holds ``classInd.txt``, ``trainlist0N.txt`` (``Class/v_Class_gXX_cYY.avi <1-based label>``) and
     ``testlist0N.txt`` (no label: the class of the folder name); the ``ucfTrainTestlist/`` folder of the official zip
@@ -505,7 +513,7 @@ def read_ucf101(root: PathLike, splits_dir: PathLike, split: int = 1) -> pd.Data
 
 
 def read_hmdb51(root: PathLike, splits_dir: PathLike, split: int = 1) -> pd.DataFrame:
-    """HMDB51 split files (formats.md 1.4) -> listing.
+    """HMDB51 split files (the official ``test_train_splits.rar``) -> listing.
 
     ``splits_dir`` is ``testTrainMulti_7030_splits/`` (or its parent) with ``<class>_test_split{N}.txt``; lines
     ``<video>.avi <flag>`` (trailing spaces allowed): 1 train, 2 test, 0 unused (left out). Class ids = sorted class
@@ -551,7 +559,11 @@ def _key(*parts: object) -> str:
 
 
 def read_activitynet(json_path: PathLike, videos_dir: OneOrMore) -> pd.DataFrame:
-    """ActivityNet v1.3 / HACS segments JSON (formats.md 1.5, 1.6) -> listing, plus ``annotated_duration``.
+    """ActivityNet v1.3 / HACS segments JSON -> listing, plus ``annotated_duration``.
+
+    The layout of ``activity_net.v1-3.min.json`` that the official evaluator reads (activitynet/ActivityNet,
+    ``Evaluation/eval_detection.py``), which HACS Segments' ``HACS_segments_v1.1.1.json`` shares
+    (hangzhaomit/HACS-dataset).
 
     ``database[id] = {duration, subset, annotations: [{segment: [t0, t1], label}]}``; HACS gives ``duration`` as a
     string. Subsets training/validation/testing -> train/val/test. Videos are ``v_<id>.<ext>`` or ``<id>.<ext>``

@@ -1,6 +1,7 @@
-"""HiCo's clip sampler (method.md section 3), the delta schedules, and the training progress shared with workers.
+"""HiCo's clip sampler and the delta schedules.
 
-Pre-training draws ``num_clips`` clip centres per video:
+The sampler is the official code's (alibaba-mmai-research/HiCo, ``datasets/base/base_dataset.py``,
+``_get_hico_clips_time_stamp``). Pre-training draws ``num_clips`` clip centres per video:
 
 * ``c0`` uniform in ``[clip_t, duration - clip_t]`` (v_i);
 * each further centre uniform within ``+-max_dis`` of the previous one, truncated to that same range (v_j);
@@ -14,8 +15,10 @@ draw of the generator, as the official code does. A clip is the window
 ``max_dis`` comes from a :class:`DeltaSchedule`: HiCo's gradual sampling grows it linearly from ``delta_start_s`` to
 ``delta_s`` over the run (alpha / alpha_max); "fixed" keeps ``delta_s``; "none" is the unconstrained baseline.
 
-The progress alpha / alpha_max lives in a :class:`TrainingProgress`, a small shared-memory tensor that the training
-loop updates and DataLoader workers read (fork or spawn, persistent or not); never a file in the working directory.
+The progress alpha / alpha_max is not shared state: the trainer's
+:class:`hico_bench.data.datasets.ProgressBatchSampler` computes it for every batch and carries it in each item's
+key ``(index, epoch, progress)``, so that the sample of an item does not depend on worker timing (the official code
+reads it from the name of a file that its training loop writes under ``./current_epoch/``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from hico_bench.errors import UserError, choice_error
 
@@ -71,45 +73,6 @@ class DeltaSchedule:
         return float(self.delta_start_s + (self.delta_s - self.delta_start_s) * p)
 
 
-class TrainingProgress:
-    """The fractional epoch alpha and the run length alpha_max, shared across processes without files.
-
-    Backed by a 2-element float64 tensor in shared memory, so that a copy inherited by a forked DataLoader worker, or
-    pickled into a spawned one (torch's multiprocessing reductions keep the storage shared), sees every later
-    :meth:`set` of the training loop, including persistent workers. A plain ``pickle.dumps`` (outside a worker
-    start) makes an independent copy. Workers prefetch items, so an item may read a value up to
-    ``num_workers * prefetch_factor`` batches old; :class:`hico_bench.data.datasets.ProgressBatchSampler` gives
-    timing-independent values where bit-exact reproducibility matters.
-    """
-
-    def __init__(self, epoch: float = 0.0, total_epochs: float = 1.0):
-        self._values = torch.zeros(2, dtype=torch.float64).share_memory_()
-        self.set(epoch, total_epochs)
-
-    def set(self, epoch: float, total_epochs: float) -> None:
-        """Record the current fractional epoch and the total number of epochs (> 0)."""
-        if not total_epochs > 0:
-            raise UserError(f"total_epochs must be positive, got {total_epochs}.")
-        self._values[1] = float(total_epochs)
-        self._values[0] = float(epoch)
-
-    @property
-    def epoch(self) -> float:
-        return float(self._values[0])
-
-    @property
-    def total_epochs(self) -> float:
-        return float(self._values[1])
-
-    def fraction(self) -> float:
-        """alpha / alpha_max clamped to [0, 1]."""
-        epoch, total = self._values.tolist()
-        return min(max(epoch / total, 0.0), 1.0)
-
-    def __repr__(self) -> str:
-        return f"TrainingProgress(epoch={self.epoch}, total_epochs={self.total_epochs})"
-
-
 def random_center(a: float, b: float, rng: np.random.Generator) -> float:
     """Uniform in ``[a, b]``; ``a`` when ``b < a``. Always consumes one draw of ``rng``."""
     u = rng.random()
@@ -126,7 +89,7 @@ def sample_centres(
     topical: bool,
     rng: np.random.Generator,
 ) -> list[float]:
-    """Clip centres in seconds, ``[v_i, v_j, ..., v_k]``, exactly as method.md section 3."""
+    """Clip centres in seconds, ``[v_i, v_j, ..., v_k]``, drawn by the rules of the module docstring in that order."""
     if num_clips < 1:
         raise UserError(f"num_clips must be at least 1, got {num_clips}.")
     lo, hi = clip_t, duration - clip_t

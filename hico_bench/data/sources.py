@@ -2,11 +2,12 @@
 and ``.read_windows(windows, n)`` (several windows of one video; a file decodes overlapping ones in one pass).
 
 * a normal file: :class:`hico_bench.data.video.VideoReader`;
-* HiCo's 5-s segment layout (method.md 2.1): :class:`SegmentedVideo`, built from the row's ``parts`` (a JSON list of
-  ``[start_s, end_s, path]``). A window is read from the segments it touches: the segment holding ``start_s`` up to
-  the last one starting before ``end_s``. Their frames are treated as one concatenated array and indexed with the
-  first touched segment's fps, relative to that segment's start, as the official ``_decode_clips`` does (the same
-  frames as the unsegmented file when every segment holds exactly ``5 * fps`` frames);
+* HiCo's 5-s segment layout (every untrimmed video pre-cut into consecutive pieces ``v_<id>_<startms>_<endms>.mp4``;
+  the official code, ``datasets/base/long_video.py``): :class:`SegmentedVideo`, built from the row's ``parts`` (a
+  JSON list of ``[start_s, end_s, path]``). A window is read from the segments it touches: the segment holding
+  ``start_s`` up to the last one starting before ``end_s``. Their frames are treated as one concatenated array and
+  indexed with the first touched segment's fps, relative to that segment's start, as the official ``_decode_clips``
+  does (the same frames as the unsegmented file when every segment holds exactly ``5 * fps`` frames);
 * :class:`InMemoryVideo`: every frame decoded once at the given size, windows sliced from memory with the same
   index rule (for tiny datasets; the datasets' ``cache_frames`` flag).
 
@@ -84,10 +85,9 @@ def parse_parts(row: Mapping[str, Any]) -> list[tuple[float, float, str]] | None
 class SegmentedVideo:
     """A video stored as consecutive segment files; readers are opened on first use and kept open."""
 
-    def __init__(self, parts: Sequence[tuple[float, float, str]], size: Size = None, backend: str = "pyav"):
+    def __init__(self, parts: Sequence[tuple[float, float, str]], size: Size = None):
         self.parts = [(float(s), float(e), str(p)) for s, e, p in parts]
         self.size = size
-        self.backend = backend
         self._readers: dict[int, VideoReader] = {}
         self._starts = [s for s, _, _ in self.parts]
         first = self._reader(0)
@@ -104,7 +104,7 @@ class SegmentedVideo:
         if k not in self._readers:
             path = self.parts[k][2]
             try:
-                self._readers[k] = VideoReader(path, self.size, self.backend)
+                self._readers[k] = VideoReader(path, self.size)
             except VideoError as exc:
                 raise VideoError(f"segment {path}: {exc}") from None
         return self._readers[k]
@@ -181,19 +181,16 @@ class InMemoryVideo:
         pass
 
 
-def open_video(
-    row: Mapping[str, Any], size: Size = None, in_memory: bool = False, backend: str = "pyav"
-) -> FrameSource:
+def open_video(row: Mapping[str, Any], size: Size = None, in_memory: bool = False) -> FrameSource:
     """The frame source of a manifest row: a file, the 5-s segment layout, or (``in_memory``) all frames in RAM.
 
-    ``backend`` is the :class:`VideoReader` decoder. Raises :class:`VideoError` when the file (or a segment) cannot be
-    opened.
+    Raises :class:`VideoError` when the file (or a segment) cannot be opened.
     """
     parts = parse_parts(row)
     if parts is not None:
-        source = SegmentedVideo(parts, size, backend)
+        source = SegmentedVideo(parts, size)
     else:
-        source = VideoReader(row["path"], size, backend)
+        source = VideoReader(row["path"], size)
     if not in_memory:
         return source
     try:

@@ -1,4 +1,5 @@
-"""The tiny synthetic benchmark: small videos written in the real datasets' on-disk formats (formats.md section 1).
+"""The tiny synthetic benchmark: small videos written in the real datasets' on-disk formats (those that the readers of
+:mod:`hico_bench.data.formats` take).
 
 :func:`synthesize` writes, deterministically from a seed, under ``root``:
 
@@ -13,12 +14,12 @@
 - ``activitynet/activity_net.v1-3.min.json`` and ``activitynet/videos/v_<id>.mp4``;
 - ``synthetic.json``: the settings, the seed and every video's scenes (shape, motion, times, colours), written last.
 
-Content (what HiCo can learn from, synthetic.md). A scene is one object of some *shape* moving in one of four ways
-(``rise``, ``fall``, ``sway`` = horizontal oscillation, ``pulse`` = size oscillation; all unchanged by a horizontal
-flip) in front of a smooth two-colour background that pans slowly. Colours, background, position, size, speed and
-phase are drawn anew for every scene: they are nuisances that crop, colour jitter and grayscale remove; the object
-is always far from the background in luma, so it survives grayscale. Nothing is fixed per video or per scene except
-through these drawn values (no texture, border or static pattern).
+Content (designed so that pretraining has something to learn and HiCo's cues exist). A scene is one object of some
+*shape* moving in one of four ways (``rise``, ``fall``, ``sway`` = horizontal oscillation, ``pulse`` = size
+oscillation; all unchanged by a horizontal flip) in front of a smooth two-colour background that pans slowly.
+Colours, background, position, size, speed and phase are drawn anew for every scene: they are nuisances that crop,
+colour jitter and grayscale remove; the object is always far from the background in luma, so it survives grayscale.
+Nothing is fixed per video or per scene except through these drawn values (no texture, border or static pattern).
 
 - Kinetics: a class is a *topic* = a shape. An untrimmed source is a run of scenes of its topic's shape, each with
   its own look and motion: close frames look alike, distant scenes look different but share the shape.

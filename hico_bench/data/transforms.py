@@ -1,4 +1,4 @@
-"""Clip-consistent augmentations (method.md section 4), on uint8 clips (T, H, W, 3) or batches (B, T, H, W, 3).
+"""Clip-consistent augmentations, on uint8 clips (T, H, W, 3) or batches (B, T, H, W, 3).
 
 Every random parameter (crop box, flip, colour factors and their order, grayscale) is drawn once per clip and applied
 to all of its frames; clips are independent. Parameters are drawn by :func:`sample_params` from a numpy
@@ -11,7 +11,9 @@ to all of its frames; clips are independent. Parameters are drawn by :func:`samp
   as two per-clip interpolation matrices (exactly PyTorch's bilinear, ``align_corners=False``, no antialias), the
   colour ops grouped by clip. It gives the same numbers as :func:`augment_clip` (to float rounding).
 
-The two recipes (:data:`PRETRAIN` and :data:`FINETUNE`):
+The two recipes (:data:`PRETRAIN` and :data:`FINETUNE`), as the official HiCo code sets them (the ``AUGMENTATION``
+keys of ``configs/pool/run/training/simclr.yaml`` and ``finetune.yaml``, applied by
+``sslgenerators/contrastive_learning/contrastive_generator.py`` and ``datasets/base/ucf101.py``):
 
 * pre-training: RandomResizedCrop to S (area [168^2, 224^2] / (256 * 340) = [0.3243, 0.5765], ratio 1), with
   p = 0.8 brightness / contrast / saturation 0.8 (factors in [0.2, 1.8]) and hue 0.2 in random order, grayscale
@@ -177,55 +179,13 @@ def adjust_saturation(x: torch.Tensor, f) -> torch.Tensor:
     return torch.addcmul(grayscale(x).mul_(1.0 - f), x, f).clamp_(0.0, 1.0)  # f * x + (1 - f) * gray
 
 
-def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
-    """HSV (each in [0, 1]) of RGB in [0, 1]; channels on axis -3."""
-    r, g, b = x.unbind(dim=-3)
-    maxc, _ = x.max(dim=-3)
-    minc, _ = x.min(dim=-3)
-    delta = maxc - minc
-    flat = delta == 0
-    safe_delta = torch.where(flat, torch.ones_like(delta), delta)
-    s = delta / torch.where(flat, torch.ones_like(maxc), maxc)
-    h = torch.where(
-        maxc == r,
-        (g - b) / safe_delta,
-        torch.where(maxc == g, 2.0 + (b - r) / safe_delta, 4.0 + (r - g) / safe_delta),
-    )
-    h = torch.where(flat, torch.zeros_like(h), h)
-    h = torch.remainder(h / 6.0, 1.0)
-    return torch.stack((h, s, maxc), dim=-3)
-
-
-def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """RGB of HSV (each in [0, 1]); channels on axis -3."""
-    h, s, v = x.unbind(dim=-3)
-    h6 = h * 6.0
-    sector = torch.floor(h6)
-    f = h6 - sector
-    sector = sector.long() % 6
-    p = (v * (1.0 - s)).clamp(0.0, 1.0)
-    q = (v * (1.0 - s * f)).clamp(0.0, 1.0)
-    t = (v * (1.0 - s * (1.0 - f))).clamp(0.0, 1.0)
-    # Sector k of the hue circle: (r, g, b) = (v,t,p), (q,v,p), (p,v,t), (p,q,v), (t,p,v), (v,p,q).
-    table = torch.stack(
-        (
-            torch.stack((v, q, p, p, t, v)),
-            torch.stack((t, v, v, q, p, p)),
-            torch.stack((p, p, t, v, v, q)),
-        )
-    )  # (3, 6, ...)
-    index = sector.unsqueeze(0).unsqueeze(0).expand(3, 1, *sector.shape)
-    rgb = table.gather(1, index).squeeze(1)  # (3, ...)
-    return rgb.movedim(0, -3)
-
-
 def adjust_hue(x: torch.Tensor, f) -> torch.Tensor:
     """Hue rotated by ``f`` turns, as torchvision's RGB -> HSV -> RGB, without building the HSV planes.
 
     A hue rotation keeps each pixel's max (V) and min channel; with ``H`` the new hue in [0, 6] the channels are
     ``min + (max - min) * w`` with ``w_r = |H - 3| - 1``, ``w_g = 2 - |H - 2|``, ``w_b = 2 - |H - 4|`` clamped to
-    [0, 1]: the same piecewise-linear values as the sector table of :func:`hsv_to_rgb` (to float rounding), in about
-    a fifth of the time.
+    [0, 1]: the same piecewise-linear values as HSV -> RGB's sector table (to float rounding), in about a fifth of
+    the time of building the HSV planes and converting back.
     """
     r, g, b = x.unbind(dim=-3)
     maxc = torch.maximum(torch.maximum(r, g), b)
@@ -391,13 +351,6 @@ class PretrainAugment(ClipAugment):
 
     def __init__(self, size: int = 112):
         super().__init__(dataclasses.replace(PRETRAIN, size=int(size)))
-
-
-class FinetuneAugment(ClipAugment):
-    """The fine-tuning recipe (:data:`FINETUNE`) at output side ``size``."""
-
-    def __init__(self, size: int = 112):
-        super().__init__(dataclasses.replace(FINETUNE, size=int(size)))
 
 
 def eval_crop_boxes(height: int, width: int, crops: int, scale: float = 224 / 256) -> list[tuple[int, int, int, int]]:

@@ -1,6 +1,7 @@
 """Video IO: probe a file, read clips by time window, write small H.264 files.
 
-Frame selection follows the HiCo spec (method.md section 3): a window ``[s, e)`` seconds of a file with ``fps`` frames
+Frame selection follows the official HiCo code (``datasets/base/base_dataset.py``, ``_get_time_stamp_frames_list``):
+a window ``[s, e)`` seconds of a file with ``fps`` frames
 per second and ``num_frames`` frames covers the frame indices ``start = int(s * fps)`` to
 ``end = min(int(e * fps), num_frames)``; ``n`` indices are ``linspace(start, end, n)`` clamped to ``[start, end - 1]``
 and truncated to integers. The reader always returns exactly ``n`` frames: when a file holds fewer frames than its
@@ -11,15 +12,12 @@ timestamp; AVI files with B-frames, for example, start at one frame duration).
 
 A :class:`VideoReader` keeps one file open, so that several windows of one video (the HiCo sampler reads three) cost one
 seek each and no re-open. Frames are resized inside FFmpeg's scaler while converting to RGB (one scaler context per open
-file, one thread), and only the frames that are returned are converted. Two decoders back it: PyAV (always there) and
-torchcodec (optional; it needs the system's FFmpeg libraries), which give the same frame indices. With torchcodec,
-frames past the end of a truncated file raise :class:`VideoError` instead of repeating the last frame
-(probe(verify=True) finds such files first).
+file, one thread), and only the frames that are returned are converted. The decoder is PyAV (FFmpeg comes with its
+wheel).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 from dataclasses import dataclass
@@ -31,13 +29,10 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from hico_bench.errors import UserError, choice_error
 from hico_bench.io import atomic_path
 
 Size = int | tuple[int, int] | None
 """Target frame size: ``None`` keeps the file's size, an int is the short side (aspect kept), a pair is (H, W)."""
-
-BACKENDS = ("pyav", "torchcodec")
 
 TRUNCATION_SLACK_S = 0.5
 """A file may end this many seconds of frames before its header's frame count (container rounding); more is
@@ -58,7 +53,7 @@ class VideoInfo:
 
 
 def frame_indices(start_s: float, end_s: float, fps: float, num_frames: int, n: int) -> np.ndarray:
-    """The ``n`` frame indices of the window ``[start_s, end_s)`` (method.md section 3), as int64.
+    """The ``n`` frame indices of the window ``[start_s, end_s)`` (the rule of the module docstring), as int64.
 
     ``linspace`` is evaluated exactly (integer arithmetic), so no index is off by one from float rounding. A window
     that starts at or past the last frame gives the last frame ``n`` times.
@@ -87,33 +82,6 @@ def output_size(height: int, width: int, size: Size) -> tuple[int, int]:
             return size, max(1, round(width * size / height))
         return max(1, round(height * size / width)), size
     return int(size[0]), int(size[1])
-
-
-def backend_error(backend: str) -> str | None:
-    """Why ``backend`` cannot be used here, or ``None`` when it can."""
-    if backend == "pyav":
-        return None
-    if backend == "torchcodec":
-        return _torchcodec_error()
-    raise choice_error("video backend", backend, BACKENDS)
-
-
-@functools.cache
-def _torchcodec_error() -> str | None:
-    try:
-        from torchcodec.decoders import VideoDecoder  # noqa: F401  (loads libtorchcodec and FFmpeg)
-    except ImportError as exc:
-        if "torchcodec" in str(exc) and "No module" in str(exc):
-            return "torchcodec is not installed (pip install torchcodec matching the installed torch)"
-        return f"torchcodec cannot load ({_first_line(exc)})"
-    except Exception as exc:  # torchcodec raises RuntimeError when FFmpeg's shared libraries are missing
-        return f"torchcodec cannot load its FFmpeg libraries ({_first_line(exc)}); install the system FFmpeg libraries"
-    return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else exc.__class__.__name__
 
 
 def _check_file(path: Path) -> None:
@@ -320,56 +288,6 @@ class _PyAVSource:
             return found
 
 
-_TORCHCODEC_MISPLACES = (".avi",)
-"""Containers that torchcodec (0.14, exact mode) indexes wrongly when they hold B-frames: its frames come one or two
-early (measured with H.264 and MPEG-4 Part 2 in AVI). The torchcodec backend reads these files with PyAV."""
-
-
-class _TorchCodecSource:
-    """A kept-open torchcodec decoder (exact seek mode: frame ``i`` is the ``i``-th shown frame).
-
-    For files with a constant frame rate this is PyAV's index (time x fps); for variable-rate files the two can differ.
-    """
-
-    def __init__(self, path: Path, size: Size):
-        from torchcodec.decoders import VideoDecoder
-        from torchcodec.transforms import Resize
-
-        # The header values come from PyAV by the rules of probe(), so that both backends agree on them.
-        container = _open(path)
-        try:
-            self.info = _stream_info(container)
-        finally:
-            container.close()
-        self.height, self.width = output_size(self.info.height, self.info.width, size)
-        resize = None if size is None else [Resize((self.height, self.width))]  # inside FFmpeg's filter graph
-        try:
-            decoder = VideoDecoder(str(path), seek_mode="exact", dimension_order="NHWC", num_ffmpeg_threads=1,
-                                   device="cpu", transforms=resize)
-        except Exception as exc:  # torchcodec raises RuntimeError/ValueError for unreadable files
-            raise VideoError(f"cannot be opened by torchcodec ({_first_line(exc)})") from None
-        self._decoder = decoder
-        self._count = int(decoder.metadata.num_frames_from_content or 0)  # frames in the file's index (scanned)
-
-    def close(self) -> None:
-        self._decoder = None
-
-    def decode(self, wanted: list[int], height: int, width: int):
-        present = [i for i in wanted if i < self._count]
-        try:
-            if present:
-                # One frame at a time, in order: torchcodec then decodes on from the previous frame without seeking
-                # (its batch call, get_frames_at, measured about 4x slower on files with distant keyframes).
-                return {i: self._decoder.get_frame_at(i).data.numpy() for i in present}, None
-            if self._count == 0:
-                raise VideoError("holds no decodable frame")
-            return {}, self._decoder.get_frame_at(self._count - 1).data.numpy()
-        except VideoError:
-            raise
-        except Exception as exc:
-            raise VideoError(f"cannot be decoded near frame {wanted[0]} ({_first_line(exc)})") from None
-
-
 MERGE_GAP_S = 0.5
 """:meth:`VideoReader.read_windows` decodes two windows in one pass when the second starts at most this many seconds
 after the first ends: decoding on through a short gap costs less than a seek (which decodes from the keyframe before
@@ -395,25 +313,14 @@ def merge_groups(spans: Sequence[tuple[int, int]], gap: int) -> list[list[int]]:
 class VideoReader:
     """One open video file; read any number of windows or frame sets from it, one seek each.
 
-    ``size`` is the output frame size (see :data:`Size`); ``backend`` is ``"pyav"`` or ``"torchcodec"`` (AVI files are
-    always read with PyAV, see ``_TORCHCODEC_MISPLACES``). Use as a context manager or call :meth:`close`. Raises
-    :class:`VideoError` for a broken file and :class:`UserError` for a backend that cannot load.
+    ``size`` is the output frame size (see :data:`Size`). Use as a context manager or call :meth:`close`. Raises
+    :class:`VideoError` for a broken file.
     """
 
-    def __init__(self, path: str | os.PathLike, size: Size = None, backend: str = "pyav"):
-        reason = backend_error(backend)
-        if reason is not None:
-            raise UserError(f"video backend {backend!r} cannot be used here: {reason}; use backend 'pyav'.")
+    def __init__(self, path: str | os.PathLike, size: Size = None):
         self.path = Path(path)
-        if self.path.suffix.lower() in _TORCHCODEC_MISPLACES:
-            backend = "pyav"
-        self.backend = backend  # the decoder actually used
-        if backend == "pyav":
-            self._source = _PyAVSource(self.path)
-            self.height, self.width = output_size(self._source.info.height, self._source.info.width, size)
-        else:
-            self._source = _TorchCodecSource(self.path, size)
-            self.height, self.width = self._source.height, self._source.width
+        self._source = _PyAVSource(self.path)
+        self.height, self.width = output_size(self._source.info.height, self._source.info.width, size)
         self.info: VideoInfo = self._source.info
 
     def __enter__(self) -> "VideoReader":
@@ -501,11 +408,9 @@ def check_truncation(promised: int, decoded: int, fps: float) -> None:
         )
 
 
-def read_clip(
-    path: str | os.PathLike, start_s: float, end_s: float, n: int, size: Size = None, backend: str = "pyav"
-) -> np.ndarray:
+def read_clip(path: str | os.PathLike, start_s: float, end_s: float, n: int, size: Size = None) -> np.ndarray:
     """Open, read one window, close: the simple path (a :class:`VideoReader` is faster for several windows)."""
-    with VideoReader(path, size, backend=backend) as reader:
+    with VideoReader(path, size) as reader:
         return reader.read_window(start_s, end_s, n)
 
 

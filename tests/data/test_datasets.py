@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, SequentialSampler
 
 from hico_bench.data.datasets import ClipDataset, FailureLog, PretrainDataset, ProgressBatchSampler, item_rng
-from hico_bench.data.sampling import DeltaSchedule, TrainingProgress, clip_time, uniform_clip_starts
+from hico_bench.data.sampling import DeltaSchedule, clip_time, uniform_clip_starts
 from hico_bench.data.transforms import PRETRAIN, ClipAugment, PretrainAugment
 from hico_bench.data.video import VideoError, frame_indices, write_video
 from hico_bench.errors import UserError
@@ -60,10 +60,10 @@ def manifest(tmp_path_factory) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def pretrain(manifest, transform=None, schedule=DeltaSchedule("gradual", 1.0), progress="zero", **kw):
+def pretrain(manifest, transform=None, schedule=DeltaSchedule("gradual", 1.0), **kw):
+    """A HiCo dataset (gradual sampling): items take the trainer's ``(index, epoch, progress)`` keys."""
     args = dict(
-        frames=16, sampling_rate=4, target_fps=30, num_clips=3, schedule=schedule,
-        progress=TrainingProgress(0.0, 10) if progress == "zero" else progress, topical=True, transform=transform,
+        frames=16, sampling_rate=4, target_fps=30, num_clips=3, schedule=schedule, topical=True, transform=transform,
         decode_size=(H, W), seed=7,
     )
     args.update(kw)
@@ -72,35 +72,34 @@ def pretrain(manifest, transform=None, schedule=DeltaSchedule("gradual", 1.0), p
 
 def test_pretrain_item_shapes_and_order(manifest):
     ds = pretrain(manifest, transform=ClipAugment(dataclasses.replace(PRETRAIN, size=S)), decode_size=16)
-    clips, index = ds[0]
+    clips, index = ds[(0, 0, 0.0)]
     assert index == 0 and clips.shape == (3, 3, 16, S, S) and clips.dtype == torch.float32
     same = pretrain(manifest, transform=PretrainAugment(S), decode_size=16)
-    assert torch.equal(same[0][0], clips)
-    raw, _ = pretrain(manifest)[0]
+    assert torch.equal(same[(0, 0, 0.0)][0], clips)
+    raw, _ = pretrain(manifest)[(0, 0, 0.0)]
     assert raw.shape == (3, 16, H, W, 3) and raw.dtype == torch.uint8
 
 
 def test_pretrain_frames_follow_the_sampler(manifest):
     """The decoded frames are exactly those of the sampled windows (same generator as the item)."""
-    ds = pretrain(manifest, progress=TrainingProgress(5.0, 10))
-    ds.set_epoch(3)
-    raw, _ = ds[0]
-    windows = ds.windows(12.0, item_rng(7, 3, 0))
+    ds = pretrain(manifest)
+    raw, _ = ds[(0, 3, 0.5)]
+    windows = ds.windows(12.0, item_rng(7, 3, 0), progress=0.5)
     for clip, (s, e) in zip(raw.numpy(), windows):
         assert identify(clip) == frame_indices(s, e, FPS, 120, 16).tolist()
 
 
 def test_gradual_start_gives_vi_equal_vj_and_short_videos_collapse(manifest):
-    ds = pretrain(manifest)  # progress 0: max_dis 0
+    ds = pretrain(manifest)
     for epoch in range(3):
-        ds.set_epoch(epoch)
-        raw, _ = ds[0]
+        raw, _ = ds[(0, epoch, 0.0)]  # progress 0: max_dis 0
         assert torch.equal(raw[0], raw[1])
-    short, index = ds[1]
+    short, index = ds[(1, 0, 0.0)]
     assert index == 1
     assert torch.equal(short[0], short[1]) and torch.equal(short[1], short[2])  # all centres at clip_t
     assert identify(short[0].numpy()) == frame_indices(CLIP_T / 2, 3.0, FPS, 30, 16).tolist()
-    # An explicit progress carried with the index overrides the shared one (still 0 here).
+    # An (index, progress) key takes the epoch of set_epoch.
+    ds.set_epoch(2)
     late, _ = ds[(0, 1.0)]
     windows = ds.windows(12.0, item_rng(7, ds.epoch, 0), progress=1.0)
     assert windows[0] != windows[1]
@@ -109,27 +108,24 @@ def test_gradual_start_gives_vi_equal_vj_and_short_videos_collapse(manifest):
 
 def test_reproducible_by_seed_epoch_index(manifest):
     aug = ClipAugment(dataclasses.replace(PRETRAIN, size=S))
-    a = pretrain(manifest, transform=aug, progress=TrainingProgress(4, 10))
-    b = pretrain(manifest, transform=aug, progress=TrainingProgress(4, 10))
-    a.set_epoch(2)
+    a = pretrain(manifest, transform=aug)
+    b = pretrain(manifest, transform=aug)
+    first = a[(0, 2, 0.4)][0]
+    assert torch.equal(first, a[(0, 2, 0.4)][0]) and torch.equal(first, b[(0, 2, 0.4)][0])  # same (seed, epoch, index)
     b.set_epoch(2)
-    first = a[0][0]
-    assert torch.equal(first, a[0][0]) and torch.equal(first, b[0][0])  # same (seed, epoch, index)
-    b.set_epoch(3)
-    assert not torch.equal(first, b[0][0])
-    c = pretrain(manifest, transform=aug, progress=TrainingProgress(4, 10), seed=8)
-    c.set_epoch(2)
-    assert not torch.equal(first, c[0][0])
+    assert torch.equal(first, b[(0, 0.4)][0])  # the epoch of set_epoch
+    assert not torch.equal(first, b[(0, 3, 0.4)][0])
+    c = pretrain(manifest, transform=aug, seed=8)
+    assert not torch.equal(first, c[(0, 2, 0.4)][0])
 
 
 def test_segmented_and_cached_sources_give_the_same_samples(manifest):
-    plain = pretrain(manifest.iloc[[0]], progress=TrainingProgress(10, 10))
-    seg = pretrain(manifest.iloc[[2]], progress=TrainingProgress(10, 10))
-    cached = pretrain(manifest.iloc[[2]], progress=TrainingProgress(10, 10), cache_frames=True)
+    plain = pretrain(manifest.iloc[[0]])
+    seg = pretrain(manifest.iloc[[2]])
+    cached = pretrain(manifest.iloc[[2]], cache_frames=True)
     for epoch in range(3):
-        for ds in (plain, seg, cached):
-            ds.set_epoch(epoch)
-        a, b, c = plain[0][0], seg[0][0], cached[0][0]
+        key = (0, epoch, 1.0)
+        a, b, c = plain[key][0], seg[key][0], cached[key][0]
         assert [identify(x.numpy()) for x in a] == [identify(x.numpy()) for x in b]
         assert torch.equal(b, c)
     assert len(cached._cache) == 1
@@ -137,20 +133,22 @@ def test_segmented_and_cached_sources_give_the_same_samples(manifest):
 
 def test_broken_video_falls_back_and_is_recorded(manifest):
     ds = pretrain(manifest)
-    raw, index = ds[3]
+    raw, index = ds[(3, 0, 0.0)]
     assert index == 0 and raw.shape == (3, 16, H, W, 3)  # wrapped around to the next index
     assert ds.failures() == [(manifest.path[3], "file is missing")]
-    ds[3]
+    ds[(3, 0, 0.0)]
     assert ds.failure_log.total == 2 and len(ds.failures()) == 1
     # Deterministic: the same substitute each time.
-    assert torch.equal(ds[3][0], raw)
+    assert torch.equal(ds[(3, 0, 0.0)][0], raw)
 
 
 def test_failures_from_workers_reach_the_main_process(manifest):
     ds = pretrain(manifest.iloc[[3, 1]].reset_index(drop=True))
-    loader = DataLoader(ds, batch_size=2, num_workers=2, persistent_workers=True, multiprocessing_context="fork")
+    sampler = ProgressBatchSampler(SequentialSampler(ds), batch_size=2, total_epochs=2)
+    loader = DataLoader(ds, batch_sampler=sampler, num_workers=2, persistent_workers=True,
+                        multiprocessing_context="fork")
     for epoch in range(2):
-        ds.set_epoch(epoch)
+        sampler.set_epoch(epoch)
         batches = list(loader)
         assert batches[0][1].tolist() == [1, 1]
     assert ds.failures() == [(manifest.path[3], "file is missing")]
@@ -228,7 +226,7 @@ def test_clip_dataset_errors(manifest):
 
 
 def test_keys_carry_epoch_and_progress(manifest):
-    ds = pretrain(manifest, progress=None)  # gradual: the progress must come with the key
+    ds = pretrain(manifest)  # gradual: the progress must come with the key
     with pytest.raises(UserError, match="progress"):
         ds[0]
     ds.set_epoch(2)
@@ -238,15 +236,15 @@ def test_keys_carry_epoch_and_progress(manifest):
     assert torch.equal(a, b)
     c, _ = ds[(0, 3, 0.5)]
     assert not torch.equal(a, c)
-    fixed = pretrain(manifest, progress=None, schedule=DeltaSchedule("fixed", 1.0))
+    fixed = pretrain(manifest, schedule=DeltaSchedule("fixed", 1.0))
     assert fixed[0][0].shape == (3, 16, H, W, 3)
 
 
 def test_drain_failures_returns_each_path_once(manifest):
     ds = pretrain(manifest)
     assert ds.drain_failures() == []
-    ds[3]
+    ds[(3, 0, 0.0)]
     assert ds.drain_failures() == [(manifest.path[3], "file is missing")]
-    ds[3]
+    ds[(3, 0, 0.0)]
     assert ds.drain_failures() == []
     assert ds.failures() == [(manifest.path[3], "file is missing")]

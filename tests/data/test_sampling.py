@@ -1,18 +1,15 @@
-"""HiCo clip sampler, delta schedules and the shared training progress (method.md section 3)."""
+"""HiCo clip sampler and delta schedules (the official datasets/base/base_dataset.py, _get_hico_clips_time_stamp)."""
 
 from __future__ import annotations
 
 import itertools
-import pickle
 
 import numpy as np
 import pytest
-import torch
-from torch.utils.data import DataLoader, Dataset
+from scipy import stats
 
 from hico_bench.data.sampling import (
     DeltaSchedule,
-    TrainingProgress,
     clip_time,
     clip_windows,
     evenly_spaced_clip_starts,
@@ -26,7 +23,7 @@ CLIP_T = 16 * 4 / 30
 
 
 def reference_centres(duration, clip_t, num_clips, max_dis, topical, rng):
-    """method.md section 3 read literally, one step at a time."""
+    """The official sampler's rules read literally, one step at a time."""
     def rc(a, b):
         p = rng.random()  # one draw, whatever a and b are
         if b < a:
@@ -136,8 +133,6 @@ def test_clip_windows_brute_force():
 
 def test_distributions():
     """v_i and v_k uniform over the valid range and independent; v_j uniform within +-max_dis of v_i."""
-    from scipy import stats  # imported here: spawned DataLoader workers import this module
-
     rng = np.random.default_rng(6)
     duration, max_dis = 20.0, 1.0
     lo, hi = CLIP_T, duration - CLIP_T
@@ -166,56 +161,3 @@ def test_uniform_and_vcop_starts():
     assert evenly_spaced_clip_starts(1.0, CLIP_T, 3) == [0.0] * 3
     with pytest.raises(UserError):
         uniform_clip_starts(10.0, CLIP_T, 0)
-
-
-def test_training_progress_values():
-    p = TrainingProgress()
-    assert p.fraction() == 0.0
-    p.set(2.5, 10)
-    assert p.fraction() == 0.25 and p.epoch == 2.5 and p.total_epochs == 10.0
-    p.set(12, 10)
-    assert p.fraction() == 1.0
-    with pytest.raises(UserError):
-        p.set(1, 0)
-    copy = pickle.loads(pickle.dumps(p))  # a plain pickle is an independent copy
-    assert copy.fraction() == 1.0
-
-
-class ProgressProbe(Dataset):
-    """Returns the progress fraction each worker sees."""
-
-    def __init__(self, progress: TrainingProgress, n: int):
-        self.progress, self.n = progress, n
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        return torch.tensor(self.progress.fraction(), dtype=torch.float64)
-
-
-@pytest.mark.parametrize("context,workers", [("fork", 2), ("spawn", 1)])
-def test_progress_visible_in_persistent_workers(context, workers):
-    progress = TrainingProgress(0.0, 4)
-    loader = DataLoader(
-        ProgressProbe(progress, 24),
-        batch_size=1,
-        num_workers=workers,
-        persistent_workers=True,
-        prefetch_factor=2,
-        multiprocessing_context=context,
-    )
-    for epoch in range(3):
-        progress.set(epoch, 4)  # between epochs: every item of the epoch sees it
-        seen = [float(x) for x in loader]
-        assert seen == [epoch / 4] * 24
-    # Within an epoch: items requested after the update (beyond the prefetch window) see the new value.
-    progress.set(3.0, 4)
-    seen = []
-    for k, x in enumerate(loader):
-        seen.append(float(x))
-        if k == 5:
-            progress.set(3.5, 4)
-    lag = workers * 2 + 1
-    assert seen[: 6] == [0.75] * 6
-    assert seen[6 + lag :] == [0.875] * (24 - 6 - lag)

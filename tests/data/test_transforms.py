@@ -1,7 +1,8 @@
-"""Clip-consistent augmentations (method.md section 4) against torchvision's per-image functional ops."""
+"""Clip-consistent augmentations (HiCo's recipes) against torchvision's per-image functional ops and colorsys."""
 
 from __future__ import annotations
 
+import colorsys
 import dataclasses
 
 import numpy as np
@@ -87,8 +88,27 @@ def test_colour_ops_match_torchvision_on_single_images():
         ):
             torch.testing.assert_close(ours(x.clone(), f)[0, 0], theirs(img, f), atol=1e-6, rtol=0)
     torch.testing.assert_close(T.grayscale(x)[0, 0], TF.rgb_to_grayscale(img), atol=1e-6, rtol=0)
-    hsv = T.rgb_to_hsv(x)
-    torch.testing.assert_close(T.hsv_to_rgb(hsv), x, atol=2e-6, rtol=0)
+
+
+def hue_reference(img: torch.Tensor, f: float) -> torch.Tensor:
+    """Hue rotation pixel by pixel through HSV and back (Python's colorsys, float64)."""
+    out = torch.empty(img.shape, dtype=torch.float64)
+    for i in range(img.shape[1]):
+        for j in range(img.shape[2]):
+            h, s, v = colorsys.rgb_to_hsv(*(float(c) for c in img[:, i, j]))
+            out[:, i, j] = torch.tensor(colorsys.hsv_to_rgb((h + f) % 1.0, s, v), dtype=torch.float64)
+    return out
+
+
+def test_hue_matches_the_hsv_round_trip_pixel_by_pixel():
+    g = torch.Generator().manual_seed(11)
+    img = torch.rand(3, 9, 11, generator=g)
+    img[:, 0, :3] = 0.25  # grey: no hue
+    img[0, 1, :], img[1, 1, :], img[2, 1, :] = 0.9, 0.9, 0.1  # red and green tie for the max
+    img[0, 2, :], img[1, 2, :], img[2, 2, :] = 0.3, 0.8, 0.8  # green and blue tie
+    for f in (-0.5, -0.2, 0.0, 0.07, 0.25, 0.5):
+        got = T.adjust_hue(img[None, None].clone(), f)[0, 0].double()
+        torch.testing.assert_close(got, hue_reference(img, f), atol=5e-6, rtol=0)
 
 
 def test_contrast_uses_each_frames_own_mean():

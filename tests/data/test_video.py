@@ -12,14 +12,12 @@ import pytest
 from hico_bench.data.video import (
     VideoError,
     VideoReader,
-    backend_error,
     frame_indices,
     output_size,
     probe,
     read_clip,
     write_video,
 )
-from hico_bench.errors import UserError
 from tests import conftest
 from tests.conftest import frame_index
 
@@ -89,20 +87,12 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-def _backends():
-    reason = backend_error("torchcodec")
-    return [
-        "pyav",
-        pytest.param("torchcodec", marks=pytest.mark.skipif(reason is not None, reason=f"torchcodec: {reason}")),
-    ]
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Pure functions
 
 
 def frame_indices_reference(start_s, end_s, fps, num_frames, n):
-    """method.md section 3 written out with exact fractions."""
+    """The official frame rule (datasets/base/base_dataset.py, _get_time_stamp_frames_list) with exact fractions."""
     start = max(int(start_s * fps), 0)
     end = min(int(end_s * fps), num_frames)
     start = min(start, num_frames - 1)  # a window past the end shows the last frame
@@ -221,11 +211,10 @@ def _windows(duration: float, rng: np.random.Generator, count: int) -> list[tupl
     return fixed + randoms
 
 
-@pytest.mark.parametrize("backend", _backends())
-def test_windows_give_exactly_the_defined_frames(videos, backend):
+def test_windows_give_exactly_the_defined_frames(videos):
     rng = np.random.default_rng(1)
     for name, path in videos.items():
-        with VideoReader(path, size=32, backend=backend) as reader:
+        with VideoReader(path, size=32) as reader:
             info = reader.info
             assert (reader.height, reader.width) == (32, 43)
             for s, e in _windows(info.duration, rng, 10):
@@ -236,11 +225,10 @@ def test_windows_give_exactly_the_defined_frames(videos, backend):
                     assert indices_of(clip) == expected, (name, s, e, n)
 
 
-@pytest.mark.parametrize("backend", _backends())
-def test_every_single_frame_and_any_order(videos, backend):
+def test_every_single_frame_and_any_order(videos):
     for name in ("avi_h264_bframes", "mp4_29.97fps_keyint_1s"):
-        fps, n = VIDEOS[name]
-        with VideoReader(videos[name], backend=backend) as reader:
+        _, n = VIDEOS[name]
+        with VideoReader(videos[name]) as reader:
             assert [frame_index(reader.read_frames([i])[0]) for i in range(n)] == list(range(n)), name
             order = [7, 3, 7, 0, n - 1, 3, n + 5]  # repeats, unsorted, one past the end
             assert indices_of(reader.read_frames(order)) == [7, 3, 7, 0, n - 1, 3, n - 1]
@@ -266,25 +254,6 @@ def test_frames_match_the_source_pixels(videos):
         clip = reader.read_frames([0, 45, 89])
     for got, i in zip(clip, [0, 45, 89]):
         assert np.abs(got.astype(int) - index_frame(i)).mean() < 3
-
-
-@pytest.mark.skipif(backend_error("torchcodec") is not None, reason=f"torchcodec: {backend_error('torchcodec')}")
-def test_torchcodec_matches_pyav(videos):
-    rng = np.random.default_rng(3)
-    for name, path in videos.items():
-        info = probe(path)
-        with VideoReader(path, size=32) as pa, VideoReader(path, size=32, backend="torchcodec") as tc:
-            assert tc.info == pa.info
-            assert tc.backend == ("pyav" if path.suffix == ".avi" else "torchcodec")
-            for s, e in _windows(info.duration, rng, 10):
-                a, b = pa.read_window(s, e, 16), tc.read_window(s, e, 16)
-                assert indices_of(a) == indices_of(b), (name, s, e)
-                assert np.abs(a.astype(int) - b).mean() < 2  # both resize inside FFmpeg; rounding differs a little
-
-
-def test_unknown_or_unavailable_backend_is_a_user_error(videos):
-    with pytest.raises(UserError, match="valid choices are: pyav, torchcodec"):
-        VideoReader(videos["mkv_h264"], backend="decord")
 
 
 # ---------------------------------------------------------------------------------------------------------------------

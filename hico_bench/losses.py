@@ -1,4 +1,5 @@
-"""HiCo's losses (method.md section 6) as pure functions of tensors.
+"""HiCo's losses as pure functions of tensors (the official models/utils/losses.py::Loss_HiCo and
+models/utils/contrastive_losses.py, re-derived).
 
 Layout everywhere: the clips of one video are contiguous rows, ``[v_i, v_j, v_k]`` per video for HiCo and
 ``[a, b]`` per video for the SimCLR baseline.

@@ -44,6 +44,10 @@ class Setting:
     item: str | None = None          # the kind of list items / range ends
     required: bool = False           # must be given (no default)
 
+    def default_value(self) -> Any:
+        """The default (a callable default is evaluated: the lists of every registered task or variant)."""
+        return self.default() if callable(self.default) else copy.deepcopy(self.default)
+
     def allowed(self) -> tuple | None:
         if self.choices is None:
             return None
@@ -80,7 +84,7 @@ class Section:
         out: dict[str, Any] = {}
         for e in self.entries:
             if isinstance(e, Setting):
-                out[e.name] = copy.deepcopy(e.default)
+                out[e.name] = e.default_value()
             elif isinstance(e, Section):
                 out[e.name] = {} if e.partial else e.defaults()
             else:
@@ -107,7 +111,7 @@ class Section:
             elif isinstance(e, Setting) and e.required:
                 raise UserError(f"config key {sub} is not set; it is required ({e.help}).")
             elif fill:
-                out[e.name] = _check_entry(e, None, sub) if not isinstance(e, Setting) else copy.deepcopy(e.default)
+                out[e.name] = _check_entry(e, None, sub) if not isinstance(e, Setting) else e.default_value()
         return out
 
     def resolve(self, given: Mapping[str, Any] | None, where: str | None = None) -> dict[str, Any]:
@@ -577,8 +581,8 @@ def _downstream() -> Section:
                 choices=DOWNSTREAM_DATASETS),
         Setting("splits", "list", [1], "official splits; several give their mean too", item="int",
                 choices=(1, 2, 3)),
-        Setting("tasks", "list", ["ft", "lft", "probe", "retrieval"], "downstream tasks", item="str",
-                choices=_task_names),
+        Setting("tasks", "list", lambda: list(_task_names()), "downstream tasks (default: every task of "
+                "hico_bench/evaluate/tasks.py)", item="str", choices=_task_names),
         Setting("random_init", "bool", True, "also evaluate the backbone at random init (the floor every table "
                 "shows)"),
         Setting("gpus", "int", 0, "GPUs per job of a task that trains on videos (ft, lft); more than 1 runs "
@@ -596,8 +600,8 @@ def _pretrain() -> Section:
         CLIP.merged(name="input", help="pretraining clip geometry"),
         Setting("sets", "list", list(PRETRAIN_SETS), "pretraining sets: k400 (trimmed), uk400 (untrimmed)",
                 item="str", choices=PRETRAIN_SETS),
-        Setting("variants", "list", ["simclr", "vcl_fixed", "vcl_gradual", "hico_fixed", "hico", "hico_bce"],
-                "variants to pretrain (built in: hico_bench/method.py; more under variants:)", item="str"),
+        Setting("variants", "list", lambda: list(_variant_names()), "variants to pretrain (default: every variant "
+                "of hico_bench/method.py; more under variants:)", item="str"),
         Setting("gpus", "int", 0, "GPUs per run; more than 1 runs torchrun --standalone --nproc-per-node N",
                 minimum=0),
         PRETRAIN.partial_view(see="the pretraining settings below").merged(
@@ -680,7 +684,7 @@ def doc_rows(section: Section, prefix: str = "") -> list[tuple[str, str, str]]:
         elif isinstance(e, MapOf):
             rows.append((f"{key}.<{e.key_help}>", format_default(e.default), e.help))
         else:
-            rows.append((key, "required" if e.required else format_default(e.default), e.help))
+            rows.append((key, "required" if e.required else format_default(e.default_value()), e.help))
     return rows
 
 

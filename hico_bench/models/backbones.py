@@ -3,7 +3,7 @@
 Every backbone maps a float clip batch (B, 3, T, H, W) to pooled features (B, out_dim) and has ``out_dim`` and
 ``features(x)`` (the map before global average pooling). None of them ever loads pretrained weights.
 
-- ``s3dg``: S3D-G as in CoCLR / HiCo (method.md section 5), 1024-d.
+- ``s3dg``: S3D-G as in CoCLR / HiCo (the official models/base/backbone.py::Inception3D), 1024-d.
 - ``r3d18``: torchvision's ``r3d_18`` without its classifier, 512-d. The spec notes that the paper's "R3D-18" may be
   the official repository's R2D3D-18 (256-d); this project uses the standard R3D-18, as its issue asks.
 - ``r2plus1d18``: torchvision's ``r2plus1d_18`` without its classifier, 512-d.

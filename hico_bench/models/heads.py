@@ -65,7 +65,7 @@ class TopicalPredictor(nn.Module):
 
 
 class ClassifierModel(nn.Module):
-    """Backbone (pooled features) -> dropout -> Linear ``head`` (method.md section 5, fine-tune head).
+    """Backbone (pooled features) -> dropout -> Linear ``head`` (the official fine-tuning head ``BaseHead``: pooling, dropout, Linear).
 
     ``forward`` returns logits; softmax is left to evaluation.
     """

@@ -178,8 +178,8 @@ def retrieval_table(groups: list[Group], ref: pd.DataFrame) -> Table:
         "Paper rows: every row of the paper's Table 6 (R@1/5/10/20; the paper reports no R@50). The paper gives the "
         "pretraining input as ?x112: measured rows match a paper row on method, backbone, pretraining set and input "
         "size (an external checkpoint counts as its method), and show their own pretraining input.",
-        "Measured: " + TASKS["retrieval"].protocol + " (R@k likewise for the k nearest; method.md section 9; the "
-        "paper's protocol is not public).",
+        "Measured: " + TASKS["retrieval"].protocol + " (R@k likewise for the k nearest; the "
+        "paper's protocol is not public: there is no retrieval code in the official repository).",
     ])
     paper_rows_by_key: dict[tuple, dict[str, pd.Series]] = {}
     for _, r in ref[ref["table"] == RETRIEVAL].iterrows():
@@ -267,8 +267,8 @@ def ablation_table(groups: list[Group]) -> Table:
         columns.append(Column(LOSS_COLUMN, "measured"))
     columns += [Column("paper", "paper"), Column("runs", "text"), Column("note", "text")]
     title = "Ablation: pretraining variants against every downstream metric (%; the loss in nats)"
-    notes = ["The paper's ablation tables are not public (method.md section 11): the paper column is n/a, never "
-             "filled in."]
+    notes = ["The paper's ablation tables are not public (they could not be read from any public source): the "
+             "paper column is n/a, never filled in."]
     notes += _protocol_notes(metrics)
     if has_loss:
         notes.append(f"{LOSS_COLUMN} = mean loss over the steps of the last pretraining epoch (metrics.jsonl).")
@@ -416,8 +416,8 @@ def localization_table(groups: list[Group]) -> Table:
     columns += [Column("paper", "paper"), Column("runs", "text"), Column("note", "text")]
     table = Table("localization", "Temporal action localization mAP (%) at tIoU 0.5 / 0.75 / 0.95 and averaged "
                   "over 0.5:0.05:0.95", columns, notes=[
-        "The paper's localization table, localizer and feature protocol are not public (method.md section 11): "
-        "the paper column is n/a.",
+        "The paper's localization table, localizer and feature protocol are not public (the official code has "
+        "no localization): the paper column is n/a.",
         "downstream input = the clip geometry of the snippet features the localizer reads.",
     ])
     for g in sorted((g for g in groups if g.task == LOCALIZATION), key=order_key):

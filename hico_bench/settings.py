@@ -394,7 +394,16 @@ RUNTIME = Section("runtime", "how a training job runs (none of these changes a r
     Setting("progress_bar", "bool", True, "show a progress bar on stderr"),
 ))
 
-PRETRAIN = BACKBONE.merged(CLIP, METHOD, OPTIM, RUNTIME, Section("pretrain-extra", "", (
+PRETRAIN_DATA = Section("pretrain-data", "what the pretraining set holds", (
+    Setting("trimmed", "bool", False, "the pretraining videos are trimmed clips (Kinetics-400): the variant with "
+            "every HiCo switch off (schedule none, topical false) then draws each clip's start uniformly over "
+            "[0, duration - clip time], as the official code's interval-based sampling does on trimmed clips; every "
+            "other variant, and every variant on untrimmed videos, draws clip centres in [clip time, duration - "
+            "clip time]"),
+))
+"""Settings that describe the pretraining set rather than the method: they belong to a set (``pretrain.per_set``)."""
+
+PRETRAIN = BACKBONE.merged(CLIP, METHOD, OPTIM, RUNTIME, PRETRAIN_DATA, Section("pretrain-extra", "", (
     Setting("augment_on", "str", "loader", "loader: augment each clip in the DataLoader workers; device: the "
             "workers return uint8 clips decoded at decode_size x decode_size and the augmentation runs batch-wise "
             "on the training device", choices=("loader", "device")),

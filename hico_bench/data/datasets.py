@@ -31,6 +31,7 @@ from hico_bench.data.sampling import (
     DeltaSchedule,
     clip_time,
     clip_windows,
+    interval_windows,
     sample_centres,
     uniform_clip_starts,
 )
@@ -208,6 +209,12 @@ class PretrainDataset(_VideoDataset):
     :func:`~hico_bench.data.sampling.sample_centres` with ``max_dis = schedule.max_dis(progress)``, the progress
     taken from the item's key; short videos keep the official sampler's behaviour (all centres at ``clip_t``,
     windows cut at the duration), nothing is skipped.
+
+    ``trimmed`` says that the videos are trimmed clips (Kinetics-400). Then the baseline with every HiCo switch off
+    (``schedule.kind == "none"`` and not ``topical``) draws its clips as the official code does on trimmed clips:
+    :func:`~hico_bench.data.sampling.interval_windows` (each clip's start uniform over ``[0, duration - clip_t]``)
+    instead of centres in ``[clip_t, duration - clip_t]``; every other variant, and every variant on untrimmed
+    videos, uses the time-based sampler above.
     ``cache_frames`` keeps every decoded video in memory, per process (for tiny datasets only).
     """
 
@@ -224,6 +231,7 @@ class PretrainDataset(_VideoDataset):
         decode_size: Size = 128,
         seed: int = 0,
         cache_frames: bool = False,
+        trimmed: bool = False,
     ):
         super().__init__(manifest_df, decode_size, seed, cache_frames)
         if num_clips < 1:
@@ -234,12 +242,16 @@ class PretrainDataset(_VideoDataset):
         self.schedule = schedule
         self.topical = bool(topical)
         self.transform = transform
+        self.trimmed = bool(trimmed)
+        self.interval_sampling = self.trimmed and schedule.kind == "none" and not self.topical
 
     def windows(
         self, duration: float, rng: np.random.Generator, progress: float | None = None
     ) -> list[tuple[float, float]]:
         """The clip windows (seconds) of a video of ``duration`` at ``progress`` = alpha / alpha_max (needed by the
         gradual schedule only; the others ignore it)."""
+        if self.interval_sampling:
+            return interval_windows(duration, self.clip_t, self.num_clips, rng)
         if progress is None:
             if self.schedule.kind == "gradual":
                 raise UserError(

@@ -15,7 +15,10 @@ from hico_bench.data.datasets import ClipDataset, FailureLog, PretrainDataset, P
 from hico_bench.data.sampling import (
     DeltaSchedule,
     clip_time,
+    clip_windows,
     evenly_spaced_clip_starts,
+    interval_windows,
+    sample_centres,
     uniform_clip_starts,
 )
 from hico_bench.data.transforms import PRETRAIN, ClipAugment, PretrainAugment
@@ -263,6 +266,42 @@ def test_drain_failures_returns_each_path_once(manifest):
     ds[(3, 0, 0.0)]
     assert ds.drain_failures() == []
     assert ds.failures() == [(manifest.path[3], "file is missing")]
+
+
+# --- trimmed clips: the baseline with every HiCo switch off uses interval-based sampling ------------------------
+
+
+def test_trimmed_baseline_draws_interval_windows(manifest):
+    """Kinetics-400 (trimmed), schedule none, topical off: each clip starts uniformly over [0, duration - clip_t]."""
+    simclr = dict(num_clips=2, schedule=DeltaSchedule("none", 1.0), topical=False)
+    trimmed = pretrain(manifest, trimmed=True, **simclr)
+    assert trimmed.interval_sampling
+    raw, _ = trimmed[(0, 3, 0.5)]  # the progress of the key plays no part
+    windows = interval_windows(12.0, CLIP_T, 2, item_rng(7, 3, 0))
+    assert trimmed.windows(12.0, item_rng(7, 3, 0)) == windows
+    assert [identify(c.numpy()) for c in raw] == [frame_indices(s, e, FPS, 120, 16).tolist() for s, e in windows]
+    # Deterministic per (seed, epoch, index), different across epochs, indices and seeds.
+    assert torch.equal(trimmed[(0, 3, 0.5)][0], raw) and torch.equal(trimmed[(0, 3, 0.9)][0], raw)
+    assert trimmed.windows(12.0, item_rng(7, 4, 0)) != windows
+    assert pretrain(manifest, trimmed=True, seed=8, **simclr).windows(12.0, item_rng(8, 3, 0)) != windows
+    starts = np.array([[s for s, _ in trimmed.windows(12.0, item_rng(7, 0, i))] for i in range(3000)])
+    assert starts.min() >= 0.0 and starts.max() <= 12.0 - CLIP_T
+    assert starts.min() < 0.05 * CLIP_T and starts.max() > 12.0 - 1.05 * CLIP_T  # the whole clip is covered
+    assert abs(np.corrcoef(starts[:, 0], starts[:, 1])[0, 1]) < 0.06  # the two clips are independent
+
+
+def test_untrimmed_baseline_and_hico_variants_keep_the_time_based_sampler(manifest):
+    untrimmed = pretrain(manifest, num_clips=2, schedule=DeltaSchedule("none", 1.0), topical=False)
+    assert not untrimmed.interval_sampling
+    want = clip_windows(sample_centres(12.0, CLIP_T, 2, -1.0, False, item_rng(7, 1, 0)), CLIP_T, 12.0)
+    assert untrimmed.windows(12.0, item_rng(7, 1, 0)) == want  # random_center(clip_t, duration - clip_t) per clip
+    for kind, topical in (("none", True), ("fixed", False), ("gradual", True)):
+        trimmed = pretrain(manifest, trimmed=True, schedule=DeltaSchedule(kind, 1.0), topical=topical)
+        plain = pretrain(manifest, schedule=DeltaSchedule(kind, 1.0), topical=topical)
+        assert not trimmed.interval_sampling
+        for epoch in range(3):
+            key = (0, epoch, 0.4)
+            assert torch.equal(trimmed[key][0], plain[key][0])
 
 
 # --- frozen features: VCOP's evenly spaced views --------------------------------------------------------------

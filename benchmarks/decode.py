@@ -8,6 +8,11 @@ v_i, v_j within +-1 s of v_i, v_k anywhere) from every configuration, resized to
 Every configuration is measured in each of ``--rounds`` interleaved rounds (so that load from other processes hits
 all of them alike); the table gives the median clips/s over rounds and the ratio to the baseline (open per clip, raw
 files). Run: ``python benchmarks/decode.py`` (about 1.5 minutes on one core), ``--help`` for the options.
+
+``--short-sides 128,170,224,256`` compares the decode geometry instead: copies prepared at each short side (even
+sizes only, H.264), read kept open at their own size (no rescaling), alone and followed by the CPU pretraining
+augmentation to ``--size`` (RandomResizedCrop with area [0.3243, 0.5765] of the frame: at short side 256 the paper's
+crops of 168-224 px, resized down). The baseline is the first short side given.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from hico_bench.data.prepare import prepare_videos
+from hico_bench.data.transforms import PRETRAIN, PretrainAugment
 from hico_bench.data.video import VideoReader, probe, write_video
 
 CLIP_S = 16 * 4 / 30  # HiCo: NUM_INPUT_FRAMES * SAMPLING_RATE / TARGET_FPS
@@ -72,15 +79,18 @@ def make_jobs(paths: list[Path], groups: int, seed: int) -> list[tuple[int, list
     return jobs
 
 
-def run_config(paths: list[Path], jobs, kept_open: bool, size: int) -> float:
-    """Read every window of ``jobs``; returns clips per second."""
+def run_config(paths: list[Path], jobs, kept_open: bool, size: int, augment=None) -> float:
+    """Read every window of ``jobs`` (and augment each clip when ``augment`` is given); returns clips per second."""
     clips = 0
+    rng = np.random.default_rng(0)
     start = time.perf_counter()
     for v, windows in jobs:
         if kept_open:
             with VideoReader(paths[v], size) as reader:
                 for s, e in windows:
                     clip = reader.read_window(s, e, CLIP_FRAMES)
+                    if augment is not None:
+                        augment(torch.from_numpy(clip), rng)
                     clips += 1
         else:
             for s, e in windows:
@@ -98,6 +108,61 @@ def keyframe_spacing_s(path: Path) -> float:
         stream = container.streams.video[0]
         keys = sorted(float(p.pts * stream.time_base) for p in container.demux(stream) if p.is_keyframe)
     return float(np.mean(np.diff(keys))) if len(keys) > 1 else float("nan")
+
+
+def crop_sides(height: int, width: int) -> tuple[int, int]:
+    """Smallest and largest side of the pretraining RandomResizedCrop (ratio 1) on a ``height`` x ``width`` frame."""
+    lo, hi = PRETRAIN.scale
+    return round((lo * height * width) ** 0.5), min(round((hi * height * width) ** 0.5), height, width)
+
+
+def compare_short_sides(args, raw: list[Path], workdir: Path, sides: list[int]) -> None:
+    """Decode (and decode + CPU augmentation) throughput of copies prepared at each short side, same windows."""
+    torch.set_num_threads(1)
+    prepared = {}
+    for side in sides:
+        folder = workdir / f"prepared_{side}_{args.keyframe_s:g}s"
+        t = time.perf_counter()
+        summary = prepare_videos([(p, p.name) for p in raw], folder, short_side=side,
+                                 keyframe_interval_s=args.keyframe_s, workers=1, progress=False)
+        if summary.failed:
+            sys.exit(f"preparing failed, see {summary.quarantine_path}")
+        prepared[side] = [folder / p.name for p in raw]
+        info = probe(prepared[side][0])
+        print(f"prepared short side {side}: {info.height}x{info.width}, keyframe every "
+              f"{keyframe_spacing_s(prepared[side][0]):.1f} s, "
+              f"{prepared[side][0].stat().st_size * 8 / args.seconds / 1e3:.0f} kbit/s "
+              f"({summary.encoded} encoded in {time.perf_counter() - t:.1f} s)")
+    print(f"clips: {CLIP_FRAMES} frames over {CLIP_S:.3f} s, read kept open (3 windows per open) at the file's own "
+          f"size; augmentation: PretrainAugment({args.size}), 1 torch thread; {args.groups} videos x 3 windows per "
+          f"configuration and round, {args.rounds} rounds; CPU affinity {sorted(os.sched_getaffinity(0))}")
+
+    augment = PretrainAugment(args.size)
+    jobs = make_jobs(raw, args.groups * args.rounds, args.seed)
+    rates: dict[tuple[int, bool], list[float]] = {(side, aug): [] for side in sides for aug in (False, True)}
+    ratios: dict[tuple[int, bool], list[float]] = {key: [] for key in rates}
+    for r in range(args.rounds):
+        round_jobs = jobs[r * args.groups:(r + 1) * args.groups]
+        for side, aug in rates:
+            run_config(prepared[side], round_jobs[:1], True, side, augment if aug else None)  # warm-up
+            rates[(side, aug)].append(run_config(prepared[side], round_jobs, True, side, augment if aug else None))
+        for side, aug in rates:
+            ratios[(side, aug)].append(rates[(side, aug)][-1] / rates[(sides[0], aug)][-1])
+
+    print()
+    print(f"| short side | frame | crop side (px) | decode clips/s (median, min-max) | decode vs {sides[0]} | "
+          f"decode + augment clips/s | decode + augment vs {sides[0]} |")
+    print("|---|---|---|---|---|---|---|")
+    for side in sides:
+        info = probe(prepared[side][0], verify=False)
+        lo, hi = crop_sides(info.height, info.width)
+        cells = []
+        for aug in (False, True):
+            values = rates[(side, aug)]
+            cells.append(f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})")
+            cells.append(f"{statistics.median(ratios[(side, aug)]):.2f}x")
+        print(f"| {side} | {info.height}x{info.width} | {lo}-{hi} | {' | '.join(cells)} |")
+    print(f"\nratios: median over rounds of the in-round ratio to short side {sides[0]}")
 
 
 def add_source_video_args(parser: argparse.ArgumentParser) -> None:
@@ -121,8 +186,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where to write the videos (kept and reused between runs); default a temporary folder")
     parser.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU core")
+    parser.add_argument("--short-sides", default=None,
+                        help="compare copies prepared at these short sides instead, e.g. 128,170,224,256 "
+                        "(see the module docstring)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    sides = None
+    if args.short_sides:
+        try:
+            sides = [int(v) for v in args.short_sides.split(",")]
+        except ValueError:
+            parser.error(f"--short-sides must be comma-separated integers, not {args.short_sides!r}")
+        if any(v <= 0 or v % 2 for v in sides):
+            parser.error(f"--short-sides must be positive even numbers (H.264), not {args.short_sides!r}")
+        if max(sides) > min(args.height, args.width):
+            parser.error(f"--short-sides {max(sides)} would upscale the {args.height}x{args.width} source")
 
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
@@ -141,6 +219,13 @@ def main(argv: list[str] | None = None) -> None:
             frames = synthetic_frames(args.seconds, args.fps, args.height, args.width, seed=args.seed + i)
             write_video(path, frames, args.fps, keyframe_interval_s=None, crf=23)
     t_write = time.perf_counter() - t
+    if sides is not None:
+        print(f"source: {args.videos} x {args.seconds:g} s at {args.fps:g} fps, {args.height}x{args.width} "
+              f"(written in {t_write:.1f} s, 0 if reused)")
+        compare_short_sides(args, raw, workdir, sides)
+        if tmp is not None:
+            tmp.cleanup()
+        return
 
     prepared_dir = workdir / f"prepared_{args.short_side}_{args.keyframe_s:g}s"
     t = time.perf_counter()

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 from hico_bench.errors import UserError, choice_error
 from hico_bench.identity import NO_PRETRAINING, RANDOM_INIT, RunIdentity, check_name_part, input_label
 
-DATASETS = ("k400", "uk400", "ucf101", "hmdb51", "activitynet")
+DATASETS = ("k400", "uk400", "hacs", "ucf101", "hmdb51", "activitynet")
 
 #: Where ``hico-bench synthesize`` writes each dataset, relative to ``synthetic.root``, in the real on-disk layouts.
 SYNTHETIC_LAYOUT: dict[str, dict[str, Any]] = {
@@ -33,6 +33,7 @@ SYNTHETIC_LAYOUT: dict[str, dict[str, Any]] = {
     "ucf101": {"root": "ucf101/UCF-101", "splits_dir": "ucf101/ucfTrainTestlist"},
     "hmdb51": {"root": "hmdb51/videos", "splits_dir": "hmdb51/testTrainMulti_7030_splits"},
     "activitynet": {"json": "activitynet/activity_net.v1-3.min.json", "videos": "activitynet/videos"},
+    "hacs": {"json": "hacs/HACS_v1.1.1/HACS_segments_v1.1.1.json", "videos": "hacs/videos", "layout": "full"},
 }
 
 #: Keys of each dataset entry that are paths (the others, like ``layout``, are options).
@@ -45,7 +46,8 @@ GROUP_KEYS = ("seeds", "model", "pretrain", "variants", "downstream", "localizat
 def dataset_paths(config: dict, name: str) -> dict[str, Any]:
     """The paths (and layout options) of dataset ``name``: the synthetic ones, or the user's from ``datasets:``.
 
-    An unset or non-existent path of a real dataset is a :class:`UserError` naming the config key.
+    An unset or non-existent path of a real dataset is a :class:`UserError` naming the config key; HACS in the segment
+    layout may leave ``json`` unset (it only attaches labels).
     """
     if name not in DATASETS:
         raise choice_error("dataset", name, DATASETS)
@@ -53,10 +55,13 @@ def dataset_paths(config: dict, name: str) -> dict[str, Any]:
         root = Path(config["synthetic"]["root"])
         return {k: (str(root / v) if k in PATH_KEYS else v) for k, v in SYNTHETIC_LAYOUT[name].items()}
     entry = dict(config["datasets"][name])
+    optional = {"json"} if (name, entry.get("layout", "full")) == ("hacs", "segments") else set()
     for key, value in entry.items():
         if key not in PATH_KEYS:
             continue
         if key == "segments_list" and entry.get("layout", "full") != "segments":
+            continue
+        if not value and key in optional:
             continue
         if not value:
             raise UserError(f"config key datasets.{name}.{key} is not set: point it at your copy of {name}.")

@@ -401,7 +401,16 @@ RUNTIME = Section("runtime", "how a training job runs (none of these changes a r
     Setting("progress_bar", "bool", True, "show a progress bar on stderr"),
 ))
 
-PRETRAIN = BACKBONE.merged(CLIP, METHOD, OPTIM, RUNTIME, Section("pretrain-extra", "", (
+PRETRAIN_DATA = Section("pretrain-data", "what the pretraining set holds", (
+    Setting("trimmed", "bool", False, "the pretraining videos are trimmed clips (Kinetics-400): the variant with "
+            "every HiCo switch off (schedule none, topical false) then draws each clip's start uniformly over "
+            "[0, duration - clip time], as the official code's interval-based sampling does on trimmed clips; every "
+            "other variant, and every variant on untrimmed videos, draws clip centres in [clip time, duration - "
+            "clip time]"),
+))
+"""Settings that describe the pretraining set rather than the method: they belong to a set (``pretrain.per_set``)."""
+
+PRETRAIN = BACKBONE.merged(CLIP, METHOD, OPTIM, RUNTIME, PRETRAIN_DATA, Section("pretrain-extra", "", (
     Setting("augment_on", "str", "loader", "loader: augment each clip in the DataLoader workers; device: the "
             "workers return uint8 clips decoded at decode_size x decode_size and the augmentation runs batch-wise "
             "on the training device", choices=("loader", "device")),
@@ -489,6 +498,14 @@ _ANET_SYN = Section("activitynet", "synthetic ActivityNet v1.3", (
     Setting("segment_seconds", "range", [3, 8], "segment length (s)", item="float", minimum=0.5),
     Setting("background_seconds", "range", [2, 6], "background between segments (s)", item="float", minimum=0.1),
 ))
+_HACS_SYN = Section("hacs", "synthetic HACS Segments (untrimmed videos of one topic each, in HACS's layout)", (
+    Setting("classes", "int", 8, "topics (object shapes), one class folder each", minimum=1),
+    Setting("videos_per_class", "int", 8, "videos per class", minimum=1),
+    Setting("val_per_class", "int", 1, "of which in the validation subset", minimum=0),
+    Setting("scenes", "range", [3, 5], "scenes per video (actions of the topic, or its shape idling)", item="int",
+            minimum=1),
+    Setting("scene_seconds", "range", [4, 6], "seconds per scene", item="int", minimum=1),
+))
 SYNTHETIC = Section("synthetic.settings", "the synthetic benchmark's sizes", (
     Setting("frame_size", "int", 32, "frame side (px, even)", minimum=8),
     Setting("fps", "int", 10, "frames per second", minimum=1, maximum=120),
@@ -496,7 +513,7 @@ SYNTHETIC = Section("synthetic.settings", "the synthetic benchmark's sizes", (
             minimum=0.05, maximum=1),
     Setting("distractor_prob", "float", 0.0, "probability of a distractor object per scene", minimum=0, maximum=1),
     Setting("segments_layout", "bool", True, "also write untrimmed Kinetics in HiCo's 5-s segment layout"),
-    _KINETICS_SYN, _UCF_SYN, _HMDB_SYN, _ANET_SYN,
+    _KINETICS_SYN, _UCF_SYN, _HMDB_SYN, _ANET_SYN, _HACS_SYN,
 ))
 """``hico-bench synthesize --settings``: missing keys take these defaults."""
 
@@ -537,6 +554,16 @@ DATASETS = Section("datasets", "your real data (used when synthetic.enabled is f
         _path("json", "activity_net.v1-3.min.json (or HACS_segments_v1.1.1.json)"),
         _path("videos", "folder of v_<id>.<ext>"),
     )),
+    Section("hacs", "HACS Segments v1.1.1 (its training subset pretrains)", (
+        _path("json", "HACS_segments_v1.1.1.json (ActivityNet's layout, durations as strings); with layout segments "
+              "optional (labels by id)"),
+        _path("videos", "the download's ROOT_DIR (<CLASSNAME>/v_<id>.mp4); with layout segments, HiCo's "
+              "DATA_ROOT_DIR (the pieces in its training/ folder)"),
+        Setting("layout", "str", "full", "full (one file per video) or segments (HiCo's "
+                "v_{id}_{startms:07d}_{endms:07d}.mp4 pieces)", choices=("full", "segments")),
+        _path("segments_list", "HiCo's DATA_ROOT_DIR/training.txt (id,startms,endms per piece); only with layout "
+              "segments"),
+    )),
 ))
 
 
@@ -570,7 +597,7 @@ EXTERNAL = Section("external", "a checkpoint this project did not train", (
     Setting("pretrain_input", "str", "unknown", "its pretraining clip geometry (e.g. 16x112)"),
 ))
 
-PRETRAIN_SETS = ("k400", "uk400")
+PRETRAIN_SETS = ("k400", "uk400", "hacs")
 DOWNSTREAM_DATASETS = ("ucf101", "hmdb51")
 
 
@@ -598,8 +625,8 @@ def _downstream() -> Section:
 def _pretrain() -> Section:
     return Section("pretrain", "the pretraining grid", (
         CLIP.merged(name="input", help="pretraining clip geometry"),
-        Setting("sets", "list", list(PRETRAIN_SETS), "pretraining sets: k400 (trimmed), uk400 (untrimmed)",
-                item="str", choices=PRETRAIN_SETS),
+        Setting("sets", "list", ["k400", "uk400"], "pretraining sets: k400 (trimmed Kinetics-400), uk400 "
+                "(untrimmed Kinetics-400), hacs (HACS Segments, untrimmed)", item="str", choices=PRETRAIN_SETS),
         Setting("variants", "list", lambda: list(_variant_names()), "variants to pretrain (default: every variant "
                 "of hico_bench/method.py; more under variants:)", item="str"),
         Setting("gpus", "int", 0, "GPUs per run; more than 1 runs torchrun --standalone --nproc-per-node N",

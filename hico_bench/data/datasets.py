@@ -31,7 +31,7 @@ from hico_bench.data.sampling import (
     DeltaSchedule,
     clip_time,
     clip_windows,
-    evenly_spaced_clip_starts,
+    interval_windows,
     sample_centres,
     uniform_clip_starts,
 )
@@ -209,6 +209,12 @@ class PretrainDataset(_VideoDataset):
     :func:`~hico_bench.data.sampling.sample_centres` with ``max_dis = schedule.max_dis(progress)``, the progress
     taken from the item's key; short videos keep the official sampler's behaviour (all centres at ``clip_t``,
     windows cut at the duration), nothing is skipped.
+
+    ``trimmed`` says that the videos are trimmed clips (Kinetics-400). Then the baseline with every HiCo switch off
+    (``schedule.kind == "none"`` and not ``topical``) draws its clips as the official code does on trimmed clips:
+    :func:`~hico_bench.data.sampling.interval_windows` (each clip's start uniform over ``[0, duration - clip_t]``)
+    instead of centres in ``[clip_t, duration - clip_t]``; every other variant, and every variant on untrimmed
+    videos, uses the time-based sampler above.
     ``cache_frames`` keeps every decoded video in memory, per process (for tiny datasets only).
     """
 
@@ -225,6 +231,7 @@ class PretrainDataset(_VideoDataset):
         decode_size: Size = 128,
         seed: int = 0,
         cache_frames: bool = False,
+        trimmed: bool = False,
     ):
         super().__init__(manifest_df, decode_size, seed, cache_frames)
         if num_clips < 1:
@@ -235,12 +242,16 @@ class PretrainDataset(_VideoDataset):
         self.schedule = schedule
         self.topical = bool(topical)
         self.transform = transform
+        self.trimmed = bool(trimmed)
+        self.interval_sampling = self.trimmed and schedule.kind == "none" and not self.topical
 
     def windows(
         self, duration: float, rng: np.random.Generator, progress: float | None = None
     ) -> list[tuple[float, float]]:
         """The clip windows (seconds) of a video of ``duration`` at ``progress`` = alpha / alpha_max (needed by the
         gradual schedule only; the others ignore it)."""
+        if self.interval_sampling:
+            return interval_windows(duration, self.clip_t, self.num_clips, rng)
         if progress is None:
             if self.schedule.kind == "gradual":
                 raise UserError(
@@ -279,7 +290,9 @@ class PretrainDataset(_VideoDataset):
         return clips, j
 
 
-VIEW_STARTS = {"hico": uniform_clip_starts, "vcop": evenly_spaced_clip_starts}
+StartsFunction = Callable[[float, float, int], list[float]]
+"""``(duration, clip_t, num_views) -> view start times`` (seconds), e.g. the functions of
+:mod:`hico_bench.data.sampling`."""
 
 
 class ClipDataset(_VideoDataset):
@@ -287,12 +300,13 @@ class ClipDataset(_VideoDataset):
 
     ``mode="train"``: one clip with a random start uniform in ``[0, duration - clip_t]``, fine-tuning augmentation
     (``spec``), returns ``(clip (3, T, S, S), label_index, index)``; broken videos fall back as in pre-training.
-    ``mode="test"``: ``num_views`` clips starting at ``view_starts`` (``"hico"``: i / num_views of the valid range,
-    1 view centred; ``"vcop"``: evenly spaced from the start to the end) x ``crops`` spatial crops (1 centre, 3
-    along the long side), returns ``(views (num_views * crops, 3, T, S, S), label_index, index)``, views ordered
-    clip-major. A clip is the window ``[start, start + clip_t]`` read with the frame rule of
-    :func:`hico_bench.data.video.frame_indices`; the official code steps over ``clip_length - 1`` frames instead of
-    ``clip_length``, at most one source frame of difference.
+    ``mode="test"``: ``num_views`` clips starting at ``view_starts(duration, clip_t, num_views)`` (default
+    :func:`~hico_bench.data.sampling.uniform_clip_starts`, HiCo's multi-view test: i / num_views of the valid range,
+    1 view centred; the frozen features pass :func:`~hico_bench.data.sampling.evenly_spaced_clip_starts`, VCOP's
+    views from the start to the end) x ``crops`` spatial crops (1 centre, 3 along the long side), returns
+    ``(views (num_views * crops, 3, T, S, S), label_index, index)``, views ordered clip-major. A clip is the window
+    ``[start, start + clip_t]`` read with the frame rule of :func:`hico_bench.data.video.frame_indices`; the official
+    code steps over ``clip_length - 1`` frames instead of ``clip_length``, at most one source frame of difference.
     """
 
     def __init__(
@@ -307,15 +321,13 @@ class ClipDataset(_VideoDataset):
         crops: int = 1,
         decode_size: Size = 128,
         seed: int = 0,
-        view_starts: str = "hico",
+        view_starts: StartsFunction = uniform_clip_starts,
         spec: AugmentSpec | None = None,
         cache_frames: bool = False,
     ):
         super().__init__(manifest_df, decode_size, seed, cache_frames)
         if mode not in ("train", "test"):
             raise choice_error("dataset mode", mode, ("train", "test"))
-        if view_starts not in VIEW_STARTS:
-            raise choice_error("view_starts", view_starts, VIEW_STARTS)
         if crops not in (1, 3):
             raise UserError(f"crops must be 1 or 3, got {crops}.")
         if "label_index" not in manifest_df.columns:
@@ -331,7 +343,7 @@ class ClipDataset(_VideoDataset):
 
     def starts(self, duration: float) -> list[float]:
         """Test-view start times (seconds) for a video of ``duration``."""
-        return VIEW_STARTS[self.view_starts](duration, self.clip_t, self.num_views)
+        return self.view_starts(duration, self.clip_t, self.num_views)
 
     def __getitem__(self, key) -> tuple[torch.Tensor, int, int]:
         """``key``: ``index`` or ``(index, epoch, progress)``; returns (clip or views, label_index, index used)."""

@@ -393,7 +393,15 @@ def read_kinetics_segments(
     if csv_path is not None:
         for r in (r for path in _as_paths(csv_path, "Kinetics annotation CSV") for r in _read_kinetics_csv(path)):
             labels.setdefault(r["youtube_id"], r["label"])
-    classes = _class_index(labels.values())
+    return _segment_listing(lists, root, labels, split)
+
+
+def _segment_listing(
+    lists: list[Path], root: Path, labels: dict[str, str], split: str | None, classes: dict[str, int] | None = None
+) -> pd.DataFrame:
+    """One row per video of HiCo's segment lists (see :func:`read_kinetics_segments`), labelled from ``labels``
+    (class indices: ``classes``, by default the sorted labels)."""
+    classes = _class_index(labels.values()) if classes is None else classes
     step = SEGMENT_SECONDS * 1000
 
     rows = []
@@ -558,22 +566,12 @@ def _key(*parts: object) -> str:
     return "".join(f"[{json.dumps(p)}]" for p in parts)
 
 
-def read_activitynet(json_path: PathLike, videos_dir: OneOrMore) -> pd.DataFrame:
-    """ActivityNet v1.3 / HACS segments JSON -> listing, plus ``annotated_duration``.
+def _read_anet_json(path: Path) -> list[tuple[str, str, float, list[dict]]]:
+    """``(id, split, duration, annotations)`` of every video of an ActivityNet-layout JSON, in the file's order.
 
-    The layout of ``activity_net.v1-3.min.json`` that the official evaluator reads (activitynet/ActivityNet,
-    ``Evaluation/eval_detection.py``), which HACS Segments' ``HACS_segments_v1.1.1.json`` shares
-    (hangzhaomit/HACS-dataset).
-
-    ``database[id] = {duration, subset, annotations: [{segment: [t0, t1], label}]}``; HACS gives ``duration`` as a
-    string. Subsets training/validation/testing -> train/val/test. Videos are ``v_<id>.<ext>`` or ``<id>.<ext>``
-    anywhere below ``videos_dir`` (HACS: ``<class>/v_<id>.mp4``); an id with no file is listed as
-    ``<videos_dir>/v_<id>.mp4``. ``segments`` = JSON list of ``{"segment": [t0, t1], "label": name}`` (``[]`` for an
-    unannotated video); ``label`` = the first annotation's label; class indices = sorted unique annotation labels
-    (each must be a node of the ``taxonomy`` when the file has one).
+    ``annotations`` = ``[{"segment": [t0, t1], "label": name}, ...]``. A malformed entry is a :class:`UserError`
+    naming the file and the JSON key; invalid JSON names the line.
     """
-    path = _as_paths(json_path, "ActivityNet annotation JSON")[0]
-    dirs = _dir(videos_dir, "ActivityNet video folder")
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
@@ -619,15 +617,110 @@ def read_activitynet(json_path: PathLike, videos_dir: OneOrMore) -> pd.DataFrame
                 raise bad(key + '["label"]', f"the label {label!r} is not in the file's taxonomy")
             annotations.append({"segment": [t0, t1], "label": label})
         entries.append((vid, split, duration, annotations))
+    return entries
 
+
+def read_activitynet(json_path: PathLike, videos_dir: OneOrMore) -> pd.DataFrame:
+    """ActivityNet v1.3 / HACS segments JSON -> listing, plus ``annotated_duration``.
+
+    The layout of ``activity_net.v1-3.min.json`` that the official evaluator reads (activitynet/ActivityNet,
+    ``Evaluation/eval_detection.py``), which HACS Segments' ``HACS_segments_v1.1.1.json`` shares
+    (hangzhaomit/HACS-dataset).
+
+    ``database[id] = {duration, subset, annotations: [{segment: [t0, t1], label}]}``; HACS gives ``duration`` as a
+    string. Subsets training/validation/testing -> train/val/test. Videos are ``v_<id>.<ext>`` or ``<id>.<ext>``
+    anywhere below ``videos_dir`` (HACS: ``<class>/v_<id>.mp4``); an id with no file is listed as
+    ``<videos_dir>/v_<id>.mp4``. ``segments`` = JSON list of ``{"segment": [t0, t1], "label": name}`` (``[]`` for an
+    unannotated video); ``label`` = the first annotation's label; class indices = sorted unique annotation labels
+    (each must be a node of the ``taxonomy`` when the file has one).
+    """
+    path = _as_paths(json_path, "ActivityNet annotation JSON")[0]
+    dirs = _dir(videos_dir, "ActivityNet video folder")
+    entries = _read_anet_json(path)
     classes = _class_index(a["label"] for _, _, _, anns in entries for a in anns)
     index = _VideoIndex(dirs)
     rows = []
-    for vid, split, duration, annotations in entries:
+    for vid, split, duration, anns in entries:
         candidates = index.stems(f"v_{vid}", vid)
         file = index.best(candidates) if candidates else dirs[0] / f"v_{vid}.mp4"
-        label = annotations[0]["label"] if annotations else ""
+        label = anns[0]["label"] if anns else ""
         row = _row(vid, file, split, label, classes, annotated_duration=duration)
-        row["segments"] = json.dumps(annotations)
+        row["segments"] = json.dumps(anns)
         rows.append(row)
     return _frame(rows, extra=("annotated_duration",))
+
+
+HACS_SUBSETS = ("training", "validation", "testing")
+"""The subsets of HACS Segments v1.1.1 (37,618 / 5,982 / 5,988 videos; the testing subset has no labels)."""
+
+
+def hacs_class_dir(label: str) -> str:
+    """The folder HACS's ``download_videos.py`` saves a class's videos in: the label with spaces turned to ``_``."""
+    return label.replace(" ", "_")
+
+
+def read_hacs(json_path: PathLike, videos_dir: OneOrMore, subsets: Sequence[str] = ("training",)) -> pd.DataFrame:
+    """HACS Segments v1.1.1 as downloaded (hangzhaomit/HACS-dataset) -> listing, plus ``annotated_duration``.
+
+    ``HACS_segments_v1.1.1.json`` has ActivityNet's layout (see :func:`read_activitynet`) with ``duration`` as a
+    string (``"92.166667"``). The official ``download_videos.py`` saves every video as
+    ``ROOT_DIR/<CLASSNAME>/v_<id>.mp4`` (short side 256), ``CLASSNAME`` being the label with spaces turned to ``_``, in
+    one folder per label of the video's annotations, and skips the testing subset. A video is looked up in its label
+    folders first, then anywhere below ``videos_dir`` as ``v_<id>.<ext>`` or ``<id>.<ext>``; one found nowhere is
+    listed as ``<videos_dir>/<CLASSNAME of its first label>/v_<id>.mp4``.
+
+    Only the videos of ``subsets`` are listed (names as in the file; by default ``training``, the part HiCo pretrains
+    on); class indices are the sorted labels of the whole file, whatever the subsets.
+    """
+    wanted = set()
+    for subset in subsets:
+        if subset not in HACS_SUBSETS:
+            raise choice_error("HACS subset", subset, HACS_SUBSETS)
+        wanted.add(SPLIT_NAMES[subset])
+    path = _as_paths(json_path, "HACS segments JSON")[0]
+    dirs = _dir(videos_dir, "HACS video folder")
+    entries = _read_anet_json(path)
+    classes = _class_index(a["label"] for _, _, _, anns in entries for a in anns)
+    index = _VideoIndex(dirs)
+    rows = []
+    for vid, split, duration, anns in entries:
+        if split not in wanted:
+            continue
+        folders = list(dict.fromkeys(f for a in anns for f in (hacs_class_dir(a["label"]), a["label"])))
+        candidates = index.stems(f"v_{vid}", vid)
+        in_class = [p for folder in folders for p in candidates if p.parent.name == folder]
+        if in_class:
+            file = in_class[0]
+        elif candidates:
+            file = index.best(candidates)
+        else:
+            file = dirs[0] / (folders[0] if folders else "") / f"v_{vid}.mp4"
+        label = anns[0]["label"] if anns else ""
+        row = _row(vid, file, split, label, classes, annotated_duration=duration)
+        row["segments"] = json.dumps(anns)
+        rows.append(row)
+    return _frame(rows, extra=("annotated_duration",))
+
+
+def read_hacs_segments(
+    list_path: OneOrMore, segments_dir: PathLike, json_path: PathLike | None = None, split: str | None = None
+) -> pd.DataFrame:
+    """HACS in HiCo's 5-s segment layout -> one row per video (see :func:`read_kinetics_segments` for the lists).
+
+    The official ``datasets/base/long_video.py`` reads a set whose ``DATA_ROOT_DIR`` does not contain ``k400`` (HACS)
+    from ``DATA_ROOT_DIR/training.txt`` and ``DATA_ROOT_DIR/training/v_<id>_<startms>_<endms>.mp4``: give
+    ``DATA_ROOT_DIR/training.txt`` as ``list_path`` and ``DATA_ROOT_DIR`` as ``segments_dir``. ``json_path`` (the
+    HACS segments JSON) attaches each video's first label by id, with the class indices of :func:`read_hacs`;
+    otherwise rows are unlabelled.
+    """
+    if split is not None and split not in SPLIT_NAMES:
+        raise choice_error("split", split, ("train", "val", "test"))
+    lists = _as_paths(list_path, "segment list")
+    root = _dir(segments_dir, "segment folder")[0]
+    labels: dict[str, str] = {}
+    classes = None
+    if json_path is not None:
+        entries = _read_anet_json(_as_paths(json_path, "HACS segments JSON")[0])
+        classes = _class_index(a["label"] for _, _, _, anns in entries for a in anns)
+        labels = {vid: anns[0]["label"] for vid, _, _, anns in entries if anns}
+    return _segment_listing(lists, root, labels, split, classes)

@@ -255,9 +255,21 @@ def _list_activitynet(paths: Mapping, split: int) -> pd.DataFrame:
     return formats.read_activitynet(paths["json"], paths["videos"])
 
 
+def _list_hacs(paths: Mapping, split: int) -> pd.DataFrame:
+    layout = paths.get("layout") or "full"
+    if layout == "full":  # segments_list may be set too (the config keeps both); it is not read
+        _keys("hacs", paths, ("json", "videos"), ("layout", "segments_list"))
+        return formats.read_hacs(paths["json"], paths["videos"])
+    if layout == "segments":
+        _keys("hacs", paths, ("segments_list", "videos"), ("layout", "json"))
+        return formats.read_hacs_segments(paths["segments_list"], paths["videos"], json_path=paths.get("json") or None)
+    raise choice_error("hacs layout", layout, ("full", "segments"))
+
+
 LISTERS: dict[str, Callable[[Mapping, int], pd.DataFrame]] = {
     "k400": _list_k400,
     "uk400": _list_uk400,
+    "hacs": _list_hacs,
     "ucf101": _list_ucf101,
     "hmdb51": _list_hmdb51,
     "activitynet": _list_activitynet,
@@ -284,7 +296,11 @@ def build_dataset_manifest(
       (labels by id);
     - ``ucf101``: ``root`` (the UCF-101 class folders), ``splits_dir`` (``ucfTrainTestlist``);
     - ``hmdb51``: ``root`` (the class folders), ``splits_dir`` (``testTrainMulti_7030_splits``);
-    - ``activitynet``: ``json`` (ActivityNet v1.3 or HACS segments JSON), ``videos`` (folder(s), one or more).
+    - ``activitynet``: ``json`` (ActivityNet v1.3 or HACS segments JSON), ``videos`` (folder(s), one or more);
+    - ``hacs`` (its training subset): ``layout`` ``full`` (default): ``json`` (``HACS_segments_v1.1.1.json``),
+      ``videos`` (the download's ``ROOT_DIR`` of ``<CLASSNAME>/v_<id>.mp4``, one or more); ``layout`` ``segments``:
+      ``segments_list`` (HiCo's ``DATA_ROOT_DIR/training.txt``), ``videos`` (``DATA_ROOT_DIR``, whose ``training/``
+      folder holds the pieces), optional ``json`` (labels by id).
 
     ``split`` (1, 2 or 3) picks the UCF101/HMDB51 split. An unknown kind or key is a :class:`UserError` listing the
     valid ones.

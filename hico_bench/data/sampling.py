@@ -15,6 +15,10 @@ draw of the generator, as the official code does. A clip is the window
 ``max_dis`` comes from a :class:`DeltaSchedule`: HiCo's gradual sampling grows it linearly from ``delta_start_s`` to
 ``delta_s`` over the run (alpha / alpha_max); "fixed" keeps ``delta_s``; "none" is the unconstrained baseline.
 
+On trimmed clips (Kinetics-400) the official code uses this sampler only when one of HiCo's switches is on (gradual
+sampling, a fixed delta or TCL: ``datasets/base/kinetics400.py``); the baseline with all of them off draws its clips
+by interval-based sampling instead (:func:`interval_windows`).
+
 The progress alpha / alpha_max is not shared state: the trainer's
 :class:`hico_bench.data.datasets.ProgressBatchSampler` computes it for every batch and carries it in each item's
 key ``(index, epoch, progress)``, so that the sample of an item does not depend on worker timing (the official code
@@ -109,6 +113,24 @@ def clip_windows(centres: list[float], clip_t: float, duration: float) -> list[t
     """``[max(c - clip_t/2, 0), min(c + clip_t/2, duration)]`` for every centre (seconds)."""
     half = clip_t / 2
     return [(max(c - half, 0.0), min(c + half, duration)) for c in centres]
+
+
+def interval_windows(
+    duration: float, clip_t: float, num_clips: int, rng: np.random.Generator
+) -> list[tuple[float, float]]:
+    """The windows of the official interval-based sampling of training clips (``_interval_based_sampling`` of
+    ``datasets/base/base_dataset.py`` with a random start): each clip starts independently, uniform in
+    ``[0, max(duration - clip_t, 0)]``, and is the window ``[start, start + clip_t]``. One draw of ``rng`` per clip.
+
+    The official code spreads a clip's frames over ``clip_length - 1`` frames from the start instead of
+    ``clip_length`` (at most one source frame of difference) and, in a video shorter than a clip, repeats its last
+    frame; here the window is cut at the video's end by the frame rule of :func:`hico_bench.data.video.frame_indices`.
+    """
+    if num_clips < 1:
+        raise UserError(f"num_clips must be at least 1, got {num_clips}.")
+    valid = max(duration - clip_t, 0.0)
+    starts = [float(rng.uniform(0.0, valid)) for _ in range(num_clips)]
+    return [(s, s + clip_t) for s in starts]
 
 
 def uniform_clip_starts(duration: float, clip_t: float, num_views: int) -> list[float]:

@@ -12,6 +12,9 @@
   groups on one side);
 - ``hmdb51/videos/<class>/<name>.avi`` with ``hmdb51/testTrainMulti_7030_splits/<class>_test_split{1,2,3}.txt``;
 - ``activitynet/activity_net.v1-3.min.json`` and ``activitynet/videos/v_<id>.mp4``;
+- ``hacs/HACS_v1.1.1/HACS_segments_v1.1.1.json`` (ActivityNet's layout, ``duration`` a string with 6 decimals, no
+  taxonomy) and ``hacs/videos/<CLASSNAME>/v_<id>.mp4`` (the label with spaces turned to ``_``), as HACS's
+  ``download_videos.py`` saves them; subsets training and validation (the official download skips testing);
 - ``synthetic.json``: the settings, the seed and every video's scenes (shape, motion, times, colours), written last.
 
 Content (designed so that pretraining has something to learn and HiCo's cues exist). A scene is one object of some
@@ -23,6 +26,9 @@ Nothing is fixed per video or per scene except through these drawn values (no te
 
 - Kinetics: a class is a *topic* = a shape. An untrimmed source is a run of scenes of its topic's shape, each with
   its own look and motion: close frames look alike, distant scenes look different but share the shape.
+- HACS: a class is a topic = a shape, as for Kinetics (a second, independent set of untrimmed videos). Each scene
+  is an action of the topic (one of the four motions; annotated as a segment of the class) or background (the
+  topic's shape idling), each with its own look; at least one scene per video is an action.
 - UCF101 / HMDB51 / ActivityNet: a class is a (shape, motion) pair; each shape comes with two motions and each motion
   with several shapes, so neither alone gives the class (UCF101 and HMDB51 use disjoint pairs; ActivityNet shares
   half of its pairs with each).
@@ -49,10 +55,14 @@ item, a single number is fixed):
   ``validation``; the rest ``training``), ``segments`` ([lo, hi], action segments per video), ``segment_seconds``
   ([lo, hi], s per segment), ``background_seconds`` ([lo, hi], s of each background run before, between and after
   the segments).
+- ``hacs``: ``classes`` (topics, at most 12), ``videos_per_class`` (training + validation), ``val_per_class`` (of
+  those, subset ``validation``), ``scenes`` ([lo, hi], scenes per video), ``scene_seconds`` ([lo, hi], integer s per
+  scene; the last scene gets 0 to fps-1 extra frames).
 
 Every random draw comes from ``numpy.random.default_rng([seed, dataset])``, one stream per dataset, so the same seed
-gives byte-identical annotation files and identical decoded frames. The defaults (about 100k frames of 32 x 32 px)
-are written in about 15 s by 2 workers.
+gives byte-identical annotation files and identical decoded frames (adding a dataset changes no other dataset's
+files). The defaults are about 125k frames of 32 x 32 px (13k of them HACS), about a minute of CPU time shared by the
+workers.
 """
 
 from __future__ import annotations
@@ -129,10 +139,14 @@ DEFAULT_SETTINGS: dict[str, Any] = {
         "segment_seconds": [3, 8],
         "background_seconds": [2, 6],
     },
+    "hacs": {"classes": 8, "videos_per_class": 8, "val_per_class": 1, "scenes": [3, 5], "scene_seconds": [4, 6]},
 }
 
-_STREAMS = {"kinetics": 1, "ucf101": 2, "hmdb51": 3, "activitynet": 4}
-_DATASET_DIRS = ("kinetics400", "kinetics400_untrimmed", "ucf101", "hmdb51", "activitynet")
+_STREAMS = {"kinetics": 1, "ucf101": 2, "hmdb51": 3, "activitynet": 4, "hacs": 5}
+_DATASET_DIRS = ("kinetics400", "kinetics400_untrimmed", "ucf101", "hmdb51", "activitynet", "hacs")
+HACS_ACTION_PROB = 0.6
+"""Probability that a scene of a synthetic HACS video is an action of its class (else background)."""
+HACS_JSON = "hacs/HACS_v1.1.1/HACS_segments_v1.1.1.json"
 _MARKER = ".synthetic-benchmark"
 _ID_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))
 _SUPERSAMPLE = 2
@@ -239,6 +253,12 @@ def resolve_settings(settings: dict | None = None) -> dict:
     a["segments"] = _range(a["segments"], "activitynet.segments", True, 1)
     a["segment_seconds"] = _range(a["segment_seconds"], "activitynet.segment_seconds", False, 0.5)
     a["background_seconds"] = _range(a["background_seconds"], "activitynet.background_seconds", False, 0.1)
+    c = s["hacs"]
+    c["classes"] = _int(c["classes"], "hacs.classes", 1, len(SHAPES))
+    c["videos_per_class"] = _int(c["videos_per_class"], "hacs.videos_per_class", 1)
+    c["val_per_class"] = _int(c["val_per_class"], "hacs.val_per_class", 0, c["videos_per_class"])
+    c["scenes"] = _range(c["scenes"], "hacs.scenes", True, 1)
+    c["scene_seconds"] = _range(c["scene_seconds"], "hacs.scene_seconds", True, 1)
     return s
 
 
@@ -692,6 +712,48 @@ def _plan_activitynet(s: dict, seed: int, taken: set[str]) -> dict:
     return {"jobs": jobs, "files": files, "videos": videos}
 
 
+def hacs_label(shape: dict[str, str]) -> str:
+    """The class name of a synthetic HACS topic: capitalised words with spaces, like HACS's ("Flat bar")."""
+    return shape["plain"].capitalize()
+
+
+def _plan_hacs(s: dict, seed: int, taken: set[str]) -> dict:
+    h, fps = s["hacs"], s["fps"]
+    rng = np.random.default_rng([seed, _STREAMS["hacs"]])
+    ids = youtube_ids(rng, h["classes"] * h["videos_per_class"], taken)
+    database, jobs, videos = {}, [], []
+    for c, topic in enumerate(SHAPES[: h["classes"]]):
+        label = hacs_label(topic)
+        for v in range(h["videos_per_class"]):
+            vid = ids[c * h["videos_per_class"] + v]
+            subset = "validation" if v >= h["videos_per_class"] - h["val_per_class"] else "training"
+            n_scenes = int(rng.integers(h["scenes"][0], h["scenes"][1] + 1))
+            seconds = rng.integers(h["scene_seconds"][0], h["scene_seconds"][1] + 1, n_scenes)
+            actions = rng.random(n_scenes) < HACS_ACTION_PROB
+            if not actions.any():
+                actions[int(rng.integers(n_scenes))] = True
+            scenes = []
+            for sec, action in zip(seconds, actions):
+                motion = MOTIONS[int(rng.integers(len(MOTIONS)))]["key"] if action else "idle"
+                distractor = _maybe_distractor(rng, s, topic["key"])
+                scenes.append(_scene(rng, s, topic["key"], motion, int(sec) * fps, distractor=distractor))
+            scenes[-1]["num_frames"] += int(rng.integers(0, fps))  # a duration that is not whole seconds
+            total = sum(sc["num_frames"] for sc in scenes)
+            records = _records(scenes, fps)
+            for rec, action in zip(records, actions):
+                rec["action"] = bool(action)
+            annotations = [{"label": label, "segment": [round(r["start"], 2), round(r["end"], 2)]}
+                           for r in records if r["action"]]
+            path = f"hacs/videos/{label.replace(' ', '_')}/v_{vid}.mp4"
+            jobs.append({"scenes": scenes, "outputs": [[path, 0, total]]})
+            database[vid] = {"annotations": annotations, "subset": subset, "duration": f"{total / fps:.6f}",
+                             "url": f"https://www.youtube.com/watch?v={vid}"}
+            videos.append({"video_id": vid, "label": label, "subset": subset, "topic": topic["key"], "path": path,
+                           "duration": total / fps, "scenes": records})
+    files = {HACS_JSON: json.dumps({"database": database}) + "\n"}
+    return {"jobs": jobs, "files": files, "videos": videos}
+
+
 def plan(settings: dict | None = None, seed: int = 0) -> dict:
     """Everything :func:`synthesize` will write, without writing: ``{"settings", "seed", "files", "jobs", "videos"}``.
 
@@ -705,8 +767,9 @@ def plan(settings: dict | None = None, seed: int = 0) -> dict:
         "kinetics": kinetics,
         "ucf101": _plan_ucf101(s, seed),
         "hmdb51": _plan_hmdb51(s, seed),
-        "activitynet": _plan_activitynet(s, seed, taken),
+        "activitynet": _plan_activitynet(s, seed, taken),  # adds its ids to ``taken``
     }
+    parts["hacs"] = _plan_hacs(s, seed, taken)
     return {
         "settings": s,
         "seed": seed,
@@ -756,8 +819,8 @@ def synthesize(root: str | os.PathLike, settings: dict | None = None, seed: int 
     ``workers`` processes (``workers <= 1``: in this process). The result (JSON-able, absolute paths):
     ``{"root", "metadata", "kinetics400": {"train_csv", "val_csv", "videos"}, "kinetics400_untrimmed": {"videos",
     "segments", "training_list", "validation_list"}, "ucf101": {"videos", "splits"}, "hmdb51": {"videos", "splits"},
-    "activitynet": {"annotations", "videos"}, "counts": {...}}`` (segment entries are None without
-    ``segments_layout``).
+    "activitynet": {"annotations", "videos"}, "hacs": {"annotations", "videos"}, "counts": {...}}`` (segment entries
+    are None without ``segments_layout``).
     """
     p = plan(settings, seed)
     s = p["settings"]
@@ -792,6 +855,8 @@ def synthesize(root: str | os.PathLike, settings: dict | None = None, seed: int 
         "hmdb51": len(p["videos"]["hmdb51"]),
         "activitynet_training": sum(v["subset"] == "training" for v in p["videos"]["activitynet"]),
         "activitynet_validation": sum(v["subset"] == "validation" for v in p["videos"]["activitynet"]),
+        "hacs_training": sum(v["subset"] == "training" for v in p["videos"]["hacs"]),
+        "hacs_validation": sum(v["subset"] == "validation" for v in p["videos"]["hacs"]),
         "frames": total,
     }
     seg = s["segments_layout"]
@@ -815,6 +880,7 @@ def synthesize(root: str | os.PathLike, settings: dict | None = None, seed: int 
             "annotations": str(root / "activitynet/activity_net.v1-3.min.json"),
             "videos": str(root / "activitynet/videos"),
         },
+        "hacs": {"annotations": str(root / HACS_JSON), "videos": str(root / "hacs/videos")},
         "counts": counts,
     }
     write_json(root / "synthetic.json", {"seed": seed, "settings": s, "counts": counts, "videos": p["videos"]})

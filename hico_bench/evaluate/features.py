@@ -1,8 +1,9 @@
 """Backbones from checkpoints, and frozen features: per video (probe, retrieval) and per snippet (localization).
 
-Video features: ``views`` clips spaced uniformly over the video, one centre crop each, passed through the frozen
-backbone in eval mode and averaged (the VCOP retrieval protocol: xudejing/video-clip-order-prediction). They are computed once per
-checkpoint and dataset and cached in one ``.npz`` that the probe and retrieval both read.
+Video features: ``views`` clips evenly spaced from the start to the end of the video (centres
+``linspace(clip_t / 2, duration - clip_t / 2, views)``), one centre crop each, passed through the frozen backbone in
+eval mode and averaged: the VCOP retrieval protocol (xudejing/video-clip-order-prediction, ``retrieve_clips.py``).
+They are computed once per checkpoint and dataset and cached in one ``.npz`` that the probe and retrieval both read.
 """
 
 from __future__ import annotations
@@ -48,15 +49,18 @@ def _device() -> torch.device:
 def video_features(backbone: torch.nn.Module, manifest, model: dict[str, Any], views: int = 10,
                    batch_size: int = 8, num_workers: int = 0, cache_frames: bool = False,
                    desc: str = "features") -> np.ndarray:
-    """(N, C) float32: the mean over ``views`` uniformly spaced centre-cropped clips of each video."""
+    """(N, C) float32: the mean over ``views`` centre-cropped clips of each video, evenly spaced from its start to
+    its end (:func:`hico_bench.data.sampling.evenly_spaced_clip_starts`)."""
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
     from hico_bench.data.datasets import ClipDataset
+    from hico_bench.data.sampling import evenly_spaced_clip_starts
 
     dataset = ClipDataset(manifest, frames=model["frames"], sampling_rate=model["sampling_rate"],
                           target_fps=model["target_fps"], size=model["size"], mode="test", num_views=views,
-                          crops=1, decode_size=model.get("decode_size"), cache_frames=cache_frames)
+                          crops=1, decode_size=model.get("decode_size"), view_starts=evenly_spaced_clip_starts,
+                          cache_frames=cache_frames)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     device = _device()
     backbone = backbone.to(device).eval()

@@ -12,7 +12,15 @@ import torch
 from torch.utils.data import DataLoader, SequentialSampler
 
 from hico_bench.data.datasets import ClipDataset, FailureLog, PretrainDataset, ProgressBatchSampler, item_rng
-from hico_bench.data.sampling import DeltaSchedule, clip_time, uniform_clip_starts
+from hico_bench.data.sampling import (
+    DeltaSchedule,
+    clip_time,
+    clip_windows,
+    evenly_spaced_clip_starts,
+    interval_windows,
+    sample_centres,
+    uniform_clip_starts,
+)
 from hico_bench.data.transforms import PRETRAIN, ClipAugment, PretrainAugment
 from hico_bench.data.video import VideoError, frame_indices, write_video
 from hico_bench.errors import UserError
@@ -207,8 +215,18 @@ def test_clip_dataset_test_views(manifest):
     assert ds.starts(1.5) == [0.0] * 4  # shorter than a clip: every view starts at 0
     seg_views, _, _ = ds[2]
     assert seg_views.shape == views.shape
-    vcop = clip_dataset(manifest.iloc[[0]], mode="test", num_views=3, view_starts="vcop")
+    vcop = clip_dataset(manifest.iloc[[0]], mode="test", num_views=3, view_starts=evenly_spaced_clip_starts, crops=1)
     assert vcop.starts(12.0) == pytest.approx([0.0, (12.0 - CLIP_T) / 2, 12.0 - CLIP_T])
+    hico = clip_dataset(manifest.iloc[[0]], mode="test", num_views=3, crops=1)
+    assert hico.starts(12.0) == uniform_clip_starts(12.0, CLIP_T, 3)
+    # The views hold exactly the frames of their windows: flat frames whose colour is the frame index.
+    for ds in (vcop, hico):
+        raw = ClipDataset(manifest.iloc[[0]], 16, 4, 30, size=W, mode="test", num_views=3, crops=1,
+                          decode_size=(H, W), view_starts=ds.view_starts)
+        views, _, _ = raw[0]
+        for view, start in zip(views, ds.starts(12.0)):
+            frames = (view.permute(1, 2, 3, 0) * 0.225 + 0.45) * 255  # un-normalised (T, S, S, 3)
+            assert identify(frames.numpy()) == frame_indices(start, start + CLIP_T, FPS, 120, 16).tolist()
 
 
 def test_clip_dataset_errors(manifest):
@@ -248,3 +266,68 @@ def test_drain_failures_returns_each_path_once(manifest):
     ds[(3, 0, 0.0)]
     assert ds.drain_failures() == []
     assert ds.failures() == [(manifest.path[3], "file is missing")]
+
+
+# --- trimmed clips: the baseline with every HiCo switch off uses interval-based sampling ------------------------
+
+
+def test_trimmed_baseline_draws_interval_windows(manifest):
+    """Kinetics-400 (trimmed), schedule none, topical off: each clip starts uniformly over [0, duration - clip_t]."""
+    simclr = dict(num_clips=2, schedule=DeltaSchedule("none", 1.0), topical=False)
+    trimmed = pretrain(manifest, trimmed=True, **simclr)
+    assert trimmed.interval_sampling
+    raw, _ = trimmed[(0, 3, 0.5)]  # the progress of the key plays no part
+    windows = interval_windows(12.0, CLIP_T, 2, item_rng(7, 3, 0))
+    assert trimmed.windows(12.0, item_rng(7, 3, 0)) == windows
+    assert [identify(c.numpy()) for c in raw] == [frame_indices(s, e, FPS, 120, 16).tolist() for s, e in windows]
+    # Deterministic per (seed, epoch, index), different across epochs, indices and seeds.
+    assert torch.equal(trimmed[(0, 3, 0.5)][0], raw) and torch.equal(trimmed[(0, 3, 0.9)][0], raw)
+    assert trimmed.windows(12.0, item_rng(7, 4, 0)) != windows
+    assert pretrain(manifest, trimmed=True, seed=8, **simclr).windows(12.0, item_rng(8, 3, 0)) != windows
+    starts = np.array([[s for s, _ in trimmed.windows(12.0, item_rng(7, 0, i))] for i in range(3000)])
+    assert starts.min() >= 0.0 and starts.max() <= 12.0 - CLIP_T
+    assert starts.min() < 0.05 * CLIP_T and starts.max() > 12.0 - 1.05 * CLIP_T  # the whole clip is covered
+    assert abs(np.corrcoef(starts[:, 0], starts[:, 1])[0, 1]) < 0.06  # the two clips are independent
+
+
+def test_untrimmed_baseline_and_hico_variants_keep_the_time_based_sampler(manifest):
+    untrimmed = pretrain(manifest, num_clips=2, schedule=DeltaSchedule("none", 1.0), topical=False)
+    assert not untrimmed.interval_sampling
+    want = clip_windows(sample_centres(12.0, CLIP_T, 2, -1.0, False, item_rng(7, 1, 0)), CLIP_T, 12.0)
+    assert untrimmed.windows(12.0, item_rng(7, 1, 0)) == want  # random_center(clip_t, duration - clip_t) per clip
+    for kind, topical in (("none", True), ("fixed", False), ("gradual", True)):
+        trimmed = pretrain(manifest, trimmed=True, schedule=DeltaSchedule(kind, 1.0), topical=topical)
+        plain = pretrain(manifest, schedule=DeltaSchedule(kind, 1.0), topical=topical)
+        assert not trimmed.interval_sampling
+        for epoch in range(3):
+            key = (0, epoch, 0.4)
+            assert torch.equal(trimmed[key][0], plain[key][0])
+
+
+# --- frozen features: VCOP's evenly spaced views --------------------------------------------------------------
+
+
+class FrameLevels(torch.nn.Module):
+    """A 'backbone' whose feature is each frame's mean red and green level: it shows which frames a view holds."""
+
+    out_dim = 2 * 16
+
+    def forward(self, x):  # (N, 3, T, S, S)
+        return x[:, :2].mean(dim=(3, 4)).transpose(1, 2).flatten(1)
+
+
+def test_video_features_average_vcop_views(manifest):
+    from hico_bench.evaluate.features import video_features
+
+    rows = manifest.iloc[[0, 2]].reset_index(drop=True)  # a file and the same video in 5-s pieces
+    model = {"frames": 16, "sampling_rate": 4, "target_fps": 30, "size": S, "decode_size": 32}
+    got = video_features(FrameLevels(), rows, model, views=4, batch_size=2)
+    assert got.shape == (2, 32)
+
+    def mean_of_views(view_starts):
+        ds = ClipDataset(rows, 16, 4, 30, size=S, mode="test", num_views=4, crops=1, decode_size=32,
+                         view_starts=view_starts)
+        return np.stack([FrameLevels()(ds[i][0]).mean(0).numpy() for i in range(2)])
+
+    np.testing.assert_allclose(got, mean_of_views(evenly_spaced_clip_starts), rtol=0, atol=1e-5)
+    assert np.abs(got - mean_of_views(uniform_clip_starts)).max() > 0.05

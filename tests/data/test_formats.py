@@ -461,3 +461,133 @@ def test_activitynet_not_json_and_no_database(tmp_path):
         formats.read_activitynet(write(tmp_path / "anet.json", '{"results": {}}'), tmp_path)
     with pytest.raises(UserError, match=re.escape(f"{tmp_path / 'none.json'} does not exist")):
         formats.read_activitynet(tmp_path / "none.json", tmp_path)
+
+
+# -------------------------------------------------------------------------------------------------------------- HACS
+# HACS Segments v1.1.1 (hangzhaomit/HACS-dataset): ActivityNet's layout, "duration" a string, no taxonomy; the official
+# download_videos.py saves ROOT_DIR/<label with spaces -> _>/v_<id>.mp4 and skips the testing subset.
+
+HACS_DATABASE = {
+    "--0edUL8zmA": {"annotations": [{"label": "Dodgeball", "segment": [5.40, 11.60]},
+                                    {"label": "Dodgeball", "segment": [12.60, 88.16]}],
+                    "subset": "training", "duration": "92.166667",
+                    "url": "https://www.youtube.com/watch?v=--0edUL8zmA"},
+    "AAAAAAAAAAA": {"annotations": [{"label": "Applying sunscreen", "segment": [1.0, 3.5]}],
+                    "subset": "training", "duration": "40.500000", "url": "u"},
+    "BBBBBBBBBBB": {"annotations": [{"label": "Archery", "segment": [0.5, 2.0]},
+                                    {"label": "Applying sunscreen", "segment": [3.0, 4.0]}],
+                    "subset": "training", "duration": "12.000000", "url": "u"},
+    "CCCCCCCCCCC": {"annotations": [{"label": "Archery", "segment": [0, 1]}], "subset": "training",
+                    "duration": "8.25", "url": "u"},
+    "DDDDDDDDDDD": {"annotations": [{"label": "Zumba", "segment": [2, 5]}], "subset": "validation",
+                    "duration": "30.0", "url": "u"},
+    "EEEEEEEEEEE": {"annotations": [], "subset": "testing", "duration": "61.0", "url": "u"},
+}
+
+
+@pytest.fixture
+def hacs(tmp_path, make_video):
+    videos = tmp_path / "HACS"
+    make_video(videos / "Dodgeball" / "v_--0edUL8zmA.mp4", **CLIP)
+    make_video(videos / "Applying_sunscreen" / "v_AAAAAAAAAAA.mp4", **CLIP)
+    make_video(videos / "Applying_sunscreen" / "v_BBBBBBBBBBB.mp4", **CLIP)  # saved under its second label only
+    make_video(videos / "Zumba" / "v_DDDDDDDDDDD.mp4", **CLIP)
+    # CCCCCCCCCCC was not downloaded; the testing subset never is.
+    path = write(tmp_path / "HACS_v1.1.1" / "HACS_segments_v1.1.1.json", json.dumps({"database": HACS_DATABASE}))
+    return path, videos
+
+
+def test_hacs_training_subset_string_durations_and_class_folders(hacs):
+    path, videos = hacs
+    df = formats.read_hacs(path, videos)
+    check_columns(df, extra=("annotated_duration",))
+    classes = ["Applying sunscreen", "Archery", "Dodgeball", "Zumba"]  # sorted over the whole file
+    assert [(r.video_id, r.split, r.label, r.label_index) for r in df.itertuples()] == [
+        ("--0edUL8zmA", "train", "Dodgeball", classes.index("Dodgeball")),
+        ("AAAAAAAAAAA", "train", "Applying sunscreen", 0),
+        ("BBBBBBBBBBB", "train", "Archery", 1),
+        ("CCCCCCCCCCC", "train", "Archery", 1),
+    ]
+    assert list(df["annotated_duration"]) == pytest.approx([92.166667, 40.5, 12.0, 8.25])
+    assert list(df["path"]) == [
+        str(videos / "Dodgeball" / "v_--0edUL8zmA.mp4"),
+        str(videos / "Applying_sunscreen" / "v_AAAAAAAAAAA.mp4"),
+        str(videos / "Applying_sunscreen" / "v_BBBBBBBBBBB.mp4"),
+        str(videos / "Archery" / "v_CCCCCCCCCCC.mp4"),  # not on disk: where the download would have put it
+    ]
+    assert json.loads(df["segments"][0]) == [{"segment": [5.4, 11.6], "label": "Dodgeball"},
+                                             {"segment": [12.6, 88.16], "label": "Dodgeball"}]
+    both = formats.read_hacs(path, [videos], subsets=("training", "validation"))
+    assert list(both["split"]) == ["train"] * 4 + ["val"]
+    assert both["path"].iloc[-1] == str(videos / "Zumba" / "v_DDDDDDDDDDD.mp4")
+    assert list(formats.read_hacs(path, videos, subsets=["testing"])["label_index"]) == [-1]
+    with pytest.raises(UserError, match="HACS subset .train.; valid choices are: testing, training, validation"):
+        formats.read_hacs(path, videos, subsets=("train",))
+
+
+def test_hacs_file_elsewhere_and_label_folder_preferred(tmp_path, make_video):
+    videos = tmp_path / "HACS"
+    make_video(videos / "misc" / "v_AAAAAAAAAAA.mp4", **CLIP)  # not in a class folder: found by its name
+    make_video(videos / "Archery" / "v_BBBBBBBBBBB.mkv", **CLIP)
+    make_video(videos / "Other" / "v_BBBBBBBBBBB.mp4", **CLIP)  # .mp4 elsewhere, but the label folder wins
+    database = {"AAAAAAAAAAA": {"annotations": [{"label": "Archery", "segment": [0, 1]}], "subset": "training",
+                                "duration": "5", "url": "u"},
+                "BBBBBBBBBBB": {"annotations": [{"label": "Archery", "segment": [0, 1]}], "subset": "training",
+                                "duration": "5", "url": "u"}}
+    df = formats.read_hacs(write(tmp_path / "h.json", json.dumps({"database": database})), videos)
+    assert list(df["path"]) == [str(videos / "misc" / "v_AAAAAAAAAAA.mp4"),
+                                str(videos / "Archery" / "v_BBBBBBBBBBB.mkv")]
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ('{"database": {"A": {"annotations": [], "subset": "training", "duration": "92.1x", "url": "u"}}}',
+         '["database"]["A"]["duration"]: expected a number'),
+        ('{"database": {"A": {"annotations": [{"label": "Archery"}], "subset": "training", "duration": "1"}}}',
+         '["database"]["A"]["annotations"][0]: expected an object'),
+        ('{"database": {"A": {"annotations": [], "duration": "1"}}}', "'subset' is missing"),
+        ('{"database": {"A": {"annotations": [], "subset": "holdout", "duration": "1"}}}', "unknown split"),
+    ],
+)
+def test_hacs_malformed_entries_name_the_file_and_key(tmp_path, text, words):
+    path = write(tmp_path / "HACS_segments_v1.1.1.json", text)
+    with pytest.raises(UserError) as excinfo:
+        formats.read_hacs(path, tmp_path)
+    message = str(excinfo.value)
+    assert message.startswith(str(path)) and words in message and message.endswith("."), message
+    assert message.count(". ") == 0  # one sentence
+
+
+def test_hacs_malformed_json_names_the_line(tmp_path):
+    path = write(tmp_path / "HACS_segments_v1.1.1.json", '{"database": {\n"A": {"duration": "1",\n}}}')
+    with pytest.raises(UserError, match=re.escape(f"{path} is not valid JSON (line 3")):
+        formats.read_hacs(path, tmp_path)
+    with pytest.raises(UserError, match="HACS segments JSON .* does not exist"):
+        formats.read_hacs(tmp_path / "none.json", tmp_path)
+
+
+def test_hacs_hico_segment_layout(tmp_path, make_video):
+    """HiCo's layout of HACS: DATA_ROOT_DIR/training.txt and DATA_ROOT_DIR/training/v_<id>_<startms>_<endms>.mp4."""
+    root = tmp_path / "hacs-clips"
+    for name in ["v_--0edUL8zmA_0000000_0005000", "v_--0edUL8zmA_0005000_0007250", "v_AAAAAAAAAAA_0000000_0004000"]:
+        make_video(root / "training" / f"{name}.mp4", **CLIP)
+    lst = write(root / "training.txt", "--0edUL8zmA,0000000,0005000\n--0edUL8zmA,0005000,0007250\n"
+                                       "AAAAAAAAAAA,0000000,0004000\n")
+    labels = write(tmp_path / "HACS_segments_v1.1.1.json", json.dumps({"database": HACS_DATABASE}))
+    df = formats.read_hacs_segments(lst, root, json_path=labels)
+    check_columns(df)
+    # Class indices as read_hacs gives them: the sorted labels of the whole file.
+    assert [(r.video_id, r.split, r.label, r.label_index) for r in df.itertuples()] == [
+        ("--0edUL8zmA", "train", "Dodgeball", 2), ("AAAAAAAAAAA", "train", "Applying sunscreen", 0)]
+    assert json.loads(df["parts"][0]) == [
+        [0.0, 5.0, str(root / "training" / "v_--0edUL8zmA_0000000_0005000.mp4")],
+        [5.0, 7.25, str(root / "training" / "v_--0edUL8zmA_0005000_0007250.mp4")],
+    ]
+    assert df["path"][1] == str(root / "training" / "v_AAAAAAAAAAA_0000000_0004000.mp4")
+    unlabelled = formats.read_hacs_segments(lst, root)
+    assert list(unlabelled["label_index"]) == [-1, -1]
+    bad = write(root / "training.txt", "--0edUL8zmA,0000000,0005000\n--0edUL8zmA,0005000\n")
+    with pytest.raises(UserError) as excinfo:
+        formats.read_hacs_segments(bad, root)
+    assert_line_error(excinfo, "training.txt", 2)

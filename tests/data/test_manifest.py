@@ -155,7 +155,7 @@ def test_build_dataset_manifest_hmdb51(tmp_path, make_video):
 
 def test_build_dataset_manifest_config_mistakes(tmp_path):
     args = (tmp_path / "m.csv", tmp_path / "q.csv")
-    with pytest.raises(UserError, match="activitynet, hmdb51, k400, ucf101, uk400"):
+    with pytest.raises(UserError, match="activitynet, hacs, hmdb51, k400, ucf101, uk400"):
         manifest.build_dataset_manifest("kinetics", {}, *args)
     with pytest.raises(UserError, match="lack the key 'splits_dir'"):
         manifest.build_dataset_manifest("ucf101", {"root": str(tmp_path)}, *args)
@@ -163,6 +163,10 @@ def test_build_dataset_manifest_config_mistakes(tmp_path):
         manifest.build_dataset_manifest("k400", {"csv": "a.csv", "video": "v"}, *args)
     with pytest.raises(UserError, match="full, segments"):
         manifest.build_dataset_manifest("uk400", {"layout": "pieces"}, *args)
+    with pytest.raises(UserError, match="full, segments"):
+        manifest.build_dataset_manifest("hacs", {"layout": "pieces"}, *args)
+    with pytest.raises(UserError, match="lack the key 'json'"):
+        manifest.build_dataset_manifest("hacs", {"videos": str(tmp_path), "layout": "full"}, *args)
     with pytest.raises(UserError, match="does not exist"):
         manifest.build_dataset_manifest("uk400", {"layout": "segments", "segments_list": str(tmp_path / "t.txt"),
                                                   "videos": str(tmp_path), "csv": None}, *args)
@@ -183,3 +187,35 @@ def test_build_dataset_manifest_uk400_layouts(tmp_path, make_video):
     pieces = manifest.build_dataset_manifest("uk400", paths, tmp_path / "b.csv", tmp_path / "qb.csv", workers=1)
     assert json.loads(pieces["parts"][0])[0][:2] == [0.0, 3.0]
     assert (pieces["label"][0], pieces["duration"][0], pieces["num_frames"][0]) == ("yoga", 3.0, 30)
+
+
+def test_build_dataset_manifest_hacs_layouts(tmp_path, make_video):
+    """`hico-bench manifest hacs`: the download's class folders (training subset), or HiCo's 5-s pieces."""
+    database = {
+        "AAAAAAAAAAA": {"annotations": [{"label": "Rock climbing", "segment": [0.5, 2.0]}], "subset": "training",
+                        "duration": "3.000000", "url": "u"},
+        "BBBBBBBBBBB": {"annotations": [{"label": "Archery", "segment": [0, 1]}], "subset": "validation",
+                        "duration": "2.0", "url": "u"},
+        "CCCCCCCCCCC": {"annotations": [], "subset": "testing", "duration": "9.0", "url": "u"},
+    }
+    json_path = tmp_path / "HACS_segments_v1.1.1.json"
+    json_path.write_text(json.dumps({"database": database}))
+    make_video(tmp_path / "videos" / "Rock_climbing" / "v_AAAAAAAAAAA.mp4", num_frames=30, fps=10)
+    make_video(tmp_path / "videos" / "Archery" / "v_BBBBBBBBBBB.mp4", num_frames=20, fps=10)
+    paths = {"json": str(json_path), "videos": str(tmp_path / "videos"), "layout": "full", "segments_list": None}
+    full = manifest.build_dataset_manifest("hacs", paths, tmp_path / "a.csv", tmp_path / "qa.csv", workers=1)
+    assert list(full["video_id"]) == ["AAAAAAAAAAA"] and list(full["split"]) == ["train"]
+    assert list(full["path"]) == [str(tmp_path / "videos" / "Rock_climbing" / "v_AAAAAAAAAAA.mp4")]
+    assert (full["label"][0], full["label_index"][0], full["duration"][0]) == ("Rock climbing", 1, 3.0)
+    assert read_quarantine(tmp_path / "qa.csv") == [["path", "reason"]]
+
+    root = tmp_path / "hacs-clips"
+    make_video(root / "training" / "v_AAAAAAAAAAA_0000000_0003000.mp4", num_frames=30, fps=10)
+    (root / "training.txt").write_text("AAAAAAAAAAA,0000000,0003000\n")
+    paths = {"json": None, "videos": str(root), "layout": "segments", "segments_list": str(root / "training.txt")}
+    pieces = manifest.build_dataset_manifest("hacs", paths, tmp_path / "b.csv", tmp_path / "qb.csv", workers=1)
+    assert json.loads(pieces["parts"][0]) == [[0.0, 3.0, str(root / "training" / "v_AAAAAAAAAAA_0000000_0003000.mp4")]]
+    assert (pieces["label"][0], pieces["duration"][0], pieces["num_frames"][0]) == ("", 3.0, 30)
+    paths["json"] = str(json_path)
+    labelled = manifest.build_dataset_manifest("hacs", paths, tmp_path / "c.csv", tmp_path / "qc.csv", workers=1)
+    assert (labelled["label"][0], labelled["label_index"][0]) == ("Rock climbing", 1)

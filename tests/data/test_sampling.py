@@ -13,6 +13,7 @@ from hico_bench.data.sampling import (
     clip_time,
     clip_windows,
     evenly_spaced_clip_starts,
+    interval_windows,
     random_center,
     sample_centres,
     uniform_clip_starts,
@@ -161,3 +162,37 @@ def test_uniform_and_vcop_starts():
     assert evenly_spaced_clip_starts(1.0, CLIP_T, 3) == [0.0] * 3
     with pytest.raises(UserError):
         uniform_clip_starts(10.0, CLIP_T, 0)
+
+
+def test_interval_windows_reference_and_bounds():
+    """Trimmed clips, every HiCo switch off: each start uniform in [0, duration - clip_t], one draw per clip."""
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        duration = float(rng.uniform(0.5, 30.0))
+        num_clips = int(rng.integers(1, 4))
+        seed = int(rng.integers(1 << 30))
+        got = interval_windows(duration, CLIP_T, num_clips, np.random.default_rng(seed))
+        ref = np.random.default_rng(seed)
+        valid = duration - CLIP_T if duration > CLIP_T else 0.0
+        starts = [valid * ref.random() for _ in range(num_clips)]
+        assert len(got) == num_clips
+        for (s, e), want in zip(got, starts):
+            assert s == pytest.approx(want, abs=1e-12) and e == pytest.approx(s + CLIP_T, abs=1e-12)
+            assert 0.0 <= s <= valid
+    assert interval_windows(1.0, CLIP_T, 2, np.random.default_rng(0)) == [(0.0, CLIP_T)] * 2  # shorter than a clip
+    with pytest.raises(UserError):
+        interval_windows(10.0, CLIP_T, 0, np.random.default_rng(0))
+
+
+def test_interval_windows_uniform_over_the_whole_clip_and_independent():
+    rng = np.random.default_rng(8)
+    duration = 10.0
+    w = np.array([[s for s, _ in interval_windows(duration, CLIP_T, 2, rng)] for _ in range(4000)])
+    uniform = stats.uniform(loc=0.0, scale=duration - CLIP_T).cdf
+    assert stats.kstest(w[:, 0], uniform).pvalue > 1e-3 and stats.kstest(w[:, 1], uniform).pvalue > 1e-3
+    assert abs(np.corrcoef(w[:, 0], w[:, 1])[0, 1]) < 0.06
+    # Unlike the time-based sampler, whose windows start at clip_t / 2 at the earliest and end by
+    # duration - clip_t / 2, the first and last clip_t / 2 seconds are covered.
+    assert w.min() < 0.05 * CLIP_T and w.max() > duration - CLIP_T - 0.05 * CLIP_T
+    centres = np.array([sample_centres(duration, CLIP_T, 2, -1.0, False, rng) for _ in range(4000)])
+    assert centres.min() - CLIP_T / 2 >= CLIP_T / 2 and centres.max() + CLIP_T / 2 <= duration - CLIP_T / 2

@@ -24,6 +24,7 @@ SMALL = {
     "hmdb51": {"classes": 2, "videos_per_class": 3, "train_per_class": 1, "test_per_class": 1, "seconds": [1, 1.5]},
     "activitynet": {"classes": 2, "videos": 3, "validation_videos": 1, "segments": [1, 2], "segment_seconds": [1, 2],
                     "background_seconds": [0.5, 1]},
+    "hacs": {"classes": 2, "videos_per_class": 2, "val_per_class": 1, "scenes": [2, 3], "scene_seconds": [1, 2]},
 }
 ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
 
@@ -80,12 +81,24 @@ def test_another_seed_gives_other_ids_lists_and_frames():
 
 def test_plan_is_reproducible_and_streams_are_independent():
     assert syn.plan(SMALL, seed=3)["files"] == syn.plan(SMALL, seed=3)["files"]
-    # One random stream per dataset: changing UCF101's size leaves Kinetics and ActivityNet untouched.
+    # One random stream per dataset: changing UCF101's size leaves Kinetics, ActivityNet and HACS untouched.
     bigger = json.loads(json.dumps(SMALL))
     bigger["ucf101"]["classes"] = 3
     a, b = syn.plan(SMALL, 0)["files"], syn.plan(bigger, 0)["files"]
-    for name in ("kinetics400/annotations/train.csv", "activitynet/activity_net.v1-3.min.json"):
+    for name in ("kinetics400/annotations/train.csv", "activitynet/activity_net.v1-3.min.json", syn.HACS_JSON):
         assert a[name] == b[name]
+    # HACS is drawn last from its own stream: its size changes no other dataset's files.
+    more_hacs = json.loads(json.dumps(SMALL))
+    more_hacs["hacs"].update(classes=3, videos_per_class=3)
+    c = syn.plan(more_hacs, 0)["files"]
+    assert {k: v for k, v in a.items() if k != syn.HACS_JSON} == {k: v for k, v in c.items() if k != syn.HACS_JSON}
+    assert a[syn.HACS_JSON] != c[syn.HACS_JSON]
+
+
+def test_generator_defaults_are_the_declared_settings():
+    from hico_bench.settings import SYNTHETIC
+
+    assert SYNTHETIC.defaults() == syn.DEFAULT_SETTINGS
 
 
 # ---------------------------------------------------------------------------------------------------------- formats
@@ -212,7 +225,45 @@ def test_every_video_decodes_with_its_duration(out, meta):
         assert info.num_frames == round(duration * SMALL["fps"]), name
 
 
+def test_hacs_json_and_class_folders(out, meta):
+    root = Path(out["root"])
+    text = Path(out["hacs"]["annotations"]).read_text()
+    database = json.loads(text)["database"]
+    assert set(json.loads(text)) == {"database"}  # like HACS_segments_v1.1.1.json: no taxonomy
+    h = SMALL["hacs"]
+    assert len(database) == h["classes"] * h["videos_per_class"] and not set(database) & {
+        v["video_id"] for group in ("kinetics", "activitynet") for v in meta["videos"][group]}
+    subsets = {}
+    for video in meta["videos"]["hacs"]:
+        entry = database[video["video_id"]]
+        assert ID.match(video["video_id"]) and isinstance(entry["duration"], str)
+        assert re.fullmatch(r"\d+\.\d{6}", entry["duration"]) and float(entry["duration"]) == pytest.approx(
+            video["duration"], abs=1e-6)
+        assert entry["url"] == f"https://www.youtube.com/watch?v={video['video_id']}"
+        path = root / video["path"]
+        assert path.is_file() and path.name == f"v_{video['video_id']}.mp4"
+        assert path.parent == Path(out["hacs"]["videos"]) / video["label"].replace(" ", "_")
+        assert entry["annotations"] and {a["label"] for a in entry["annotations"]} == {video["label"]}
+        actions = [[round(s["start"], 2), round(s["end"], 2)] for s in video["scenes"] if s["action"]]
+        assert [a["segment"] for a in entry["annotations"]] == actions
+        subsets[entry["subset"]] = subsets.get(entry["subset"], 0) + 1
+    assert subsets == {"training": h["classes"] * (h["videos_per_class"] - h["val_per_class"]),
+                       "validation": h["classes"] * h["val_per_class"]}
+    labels = {v["label"] for v in meta["videos"]["hacs"]}
+    assert labels == {"Flat bar", "Pole"}  # spaces, like HACS's classes; folders Flat_bar/ and Pole/
+
+
 # ------------------------------------------------------------------------------------------------------- structure
+
+
+def test_hacs_videos_are_untrimmed_and_topical(meta):
+    for video in meta["videos"]["hacs"]:
+        scenes = video["scenes"]
+        assert {s["shape"] for s in scenes} == {video["topic"]}  # every scene shows the topic
+        assert len({json.dumps([s["colour"], s["background"]]) for s in scenes}) == len(scenes)  # each its own look
+        assert any(s["action"] for s in scenes)
+        assert all((s["motion"] in ("rise", "fall", "sway", "pulse")) == s["action"] for s in scenes)
+        assert scenes[0]["start"] == 0 and scenes[-1]["end"] == video["duration"]
 
 
 def test_scenes_of_a_source_share_the_topic_and_differ_in_look(meta):
@@ -380,11 +431,12 @@ def test_refuses_a_foreign_folder_and_replaces_its_own(tmp_path):
     tiny["ucf101"].update(classes=1, groups=2, clips_per_group=1)
     tiny["hmdb51"].update(classes=1, videos_per_class=2)
     tiny["activitynet"].update(classes=1, videos=1, validation_videos=0, segments=1)
+    tiny["hacs"].update(classes=1, videos_per_class=1, val_per_class=0, scenes=[1, 1])
     root = tmp_path / "own"
     syn.synthesize(root, SMALL, workers=1)
     syn.synthesize(root, tiny, seed=4, workers=1)  # fewer videos: nothing of the first run may remain
     videos = [p for p in root.rglob("*") if p.suffix in (".mp4", ".avi")]
-    assert len(videos) == 1 + 1 + 1 + 2 + 2 + 1  # source, clip, one 5-s piece, UCF, HMDB, ActivityNet
+    assert len(videos) == 1 + 1 + 1 + 2 + 2 + 1 + 1  # source, clip, one 5-s piece, UCF, HMDB, ActivityNet, HACS
 
 
 # ---------------------------------------------------------------------------------------------------------- readers
@@ -424,3 +476,9 @@ def test_the_real_readers_list_exactly_the_generated_videos(out, meta):
     anet = formats.read_activitynet(out["activitynet"]["annotations"], out["activitynet"]["videos"])
     assert sorted(anet["path"]) == sorted(str(root / v["path"]) for v in meta["videos"]["activitynet"])
     assert set(anet["split"]) == {"train", "val"}
+
+    hacs = formats.read_hacs(out["hacs"]["annotations"], out["hacs"]["videos"])  # the training subset
+    training = [v for v in meta["videos"]["hacs"] if v["subset"] == "training"]
+    assert list(hacs["path"]) == [str(root / v["path"]) for v in training]
+    assert list(hacs["label"]) == [v["label"] for v in training] and (hacs["label_index"] >= 0).all()
+    assert list(hacs["annotated_duration"]) == pytest.approx([v["duration"] for v in training], abs=1e-6)

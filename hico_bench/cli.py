@@ -109,7 +109,7 @@ def synthesize(args):
 
 
 def _manifest_args(p):
-    p.add_argument("dataset", help="k400, uk400, ucf101, hmdb51 or activitynet")
+    p.add_argument("dataset", help="k400, uk400, hacs, ucf101, hmdb51 or activitynet")
     p.add_argument("--paths", required=True, help="the dataset's paths as JSON (keys: config/README.md, datasets:)")
     p.add_argument("--out", required=True, help="manifest to write (.csv)")
     p.add_argument("--quarantine", required=True, help="CSV of the videos left out (path, reason)")

@@ -39,6 +39,9 @@ SYNTHETIC_LAYOUT: dict[str, dict[str, Any]] = {
 #: Keys of each dataset entry that are paths (the others, like ``layout``, are options).
 PATH_KEYS = {"csv", "videos", "segments_list", "root", "splits_dir", "json"}
 
+#: Pretraining sets of trimmed clips (the SimCLR baseline samples them as the official code samples trimmed clips).
+TRIMMED_SETS = ("k400",)
+
 #: What a group may override.
 GROUP_KEYS = ("seeds", "model", "pretrain", "variants", "downstream", "localization")
 
@@ -223,6 +226,8 @@ def _pretrain_jobs(cfg: Mapping[str, Any]) -> dict[str, PretrainJob]:
             for method in pre["variants"]:
                 settings = {**model, **pre["input"], **pre["settings"], **pre["per_set"].get(pretrain_set, {}),
                             **known[method], "method": method, "seed": seed}
+                if pretrain_set in TRIMMED_SETS:
+                    settings["trimmed"] = True
                 identity = RunIdentity(method, model["backbone"], pretrain_set, label, seed)
                 jobs[identity.name] = PretrainJob(identity, pre["gpus"], settings)
     return jobs

@@ -36,7 +36,7 @@ Nothing is fixed per video or per scene except through these drawn values (no te
 - ActivityNet: each video has action segments of its class separated by background scenes: the class's shape
   idling (tiny random jitter), no object, or a distractor shape drifting slowly.
 
-Settings (nested dict; missing keys take :data:`DEFAULT_SETTINGS`; ``[lo, hi]`` is an inclusive range drawn per
+Settings (nested dict; missing keys take the defaults declared in :data:`hico_bench.settings.SYNTHETIC`; ``[lo, hi]`` is an inclusive range drawn per
 item, a single number is fixed):
 
 - ``frame_size`` (px, even): square frame side. ``fps`` (frames/s, integer). ``object_size`` ([lo, hi], fraction
@@ -68,14 +68,12 @@ workers.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import copy
 import json
 import math
 import multiprocessing
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -115,33 +113,6 @@ MOTIONS: tuple[dict[str, str], ...] = (
 DATASET_OFFSETS = {"ucf101": 0, "hmdb51": 2, "activitynet": 1}
 """Motion offset of each downstream dataset in :func:`class_pairs` (different pairs per dataset)."""
 
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "frame_size": 32,
-    "fps": 10,
-    "object_size": [0.45, 0.55],
-    "distractor_prob": 0.0,
-    "segments_layout": True,
-    "kinetics": {
-        "classes": 8,
-        "videos_per_class": 16,
-        "val_per_class": 2,
-        "scenes": [4, 6],
-        "scene_seconds": [4, 6],
-        "clip_seconds": 4,
-    },
-    "ucf101": {"classes": 12, "groups": 10, "clips_per_group": [3, 5], "seconds": [3, 5]},
-    "hmdb51": {"classes": 12, "videos_per_class": 30, "train_per_class": 18, "test_per_class": 9, "seconds": [3, 5]},
-    "activitynet": {
-        "classes": 6,
-        "videos": 36,
-        "validation_videos": 12,
-        "segments": [1, 3],
-        "segment_seconds": [3, 8],
-        "background_seconds": [2, 6],
-    },
-    "hacs": {"classes": 8, "videos_per_class": 8, "val_per_class": 1, "scenes": [3, 5], "scene_seconds": [4, 6]},
-}
-
 _STREAMS = {"kinetics": 1, "ucf101": 2, "hmdb51": 3, "activitynet": 4, "hacs": 5}
 _DATASET_DIRS = ("kinetics400", "kinetics400_untrimmed", "ucf101", "hmdb51", "activitynet", "hacs")
 HACS_ACTION_PROB = 0.6
@@ -155,110 +126,33 @@ _SUPERSAMPLE = 2
 # -------------------------------------------------------------------------------------------------------- settings
 
 
-def _merge(defaults: dict, given: dict, where: str) -> dict:
-    out = copy.deepcopy(defaults)
-    for key, value in given.items():
-        if key not in defaults:
-            valid = ", ".join(sorted(defaults))
-            raise UserError(f"Unknown setting {where}{key}; valid keys are: {valid}.")
-        if isinstance(defaults[key], dict):
-            if not isinstance(value, dict):
-                raise UserError(f"The setting {where}{key} must be a mapping of its own keys.")
-            out[key] = _merge(defaults[key], value, f"{where}{key}.")
-        else:
-            out[key] = value
-    return out
-
-
-def _range(value: Any, name: str, integer: bool, low: float) -> list:
-    """A setting given as a number or [lo, hi] -> [lo, hi], checked (lo >= low, lo <= hi, integers when asked)."""
-    pair = list(value) if isinstance(value, (list, tuple)) else [value, value]
-    kind = "integer" if integer else "number"
-    if len(pair) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair):
-        raise UserError(f"The setting synthetic.{name} must be a {kind} or a pair [lo, hi], found {value!r}.")
-    if integer and not all(float(v).is_integer() for v in pair):
-        raise UserError(f"The setting synthetic.{name} must hold integers, found {value!r}.")
-    lo, hi = (int(v) for v in pair) if integer else (float(v) for v in pair)
-    if lo < low or hi < lo:
-        raise UserError(f"The setting synthetic.{name} must satisfy {low} <= lo <= hi, found {value!r}.")
-    return [lo, hi]
-
-
-def _int(value: Any, name: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
-        raise UserError(f"The setting synthetic.{name} must be an integer, found {value!r}.")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise UserError(f"The setting synthetic.{name} must be {bound}, found {value}.")
-    return value
+def _at_most(value: int, limit: int, key: str, why: str) -> None:
+    if value > limit:
+        raise UserError(f"setting synthetic.{key} must be at most {limit} ({why}), not {value}.")
 
 
 def resolve_settings(settings: dict | None = None) -> dict:
-    """``settings`` merged over :data:`DEFAULT_SETTINGS` and checked; ranges become ``[lo, hi]`` lists.
+    """The declared settings (:data:`hico_bench.settings.SYNTHETIC`: types, bounds, ranges as ``[lo, hi]``) updated
+    with ``settings``, and the checks that involve several keys; a UserError names the key (``synthetic.<key>``)."""
+    from hico_bench.settings import SYNTHETIC
 
-    Raises UserError naming the key (``synthetic.<key>``) of an unknown or invalid setting.
-    """
-    if settings is not None and not isinstance(settings, dict):
-        raise UserError("The synthetic settings must be a mapping of keys to values.")
-    s = _merge(DEFAULT_SETTINGS, settings or {}, "synthetic.")
-    s["frame_size"] = _int(s["frame_size"], "frame_size", 8)
+    s = SYNTHETIC.resolve(settings, where="synthetic")
     if s["frame_size"] % 2:
-        raise UserError(f"The setting synthetic.frame_size must be even (H.264 4:2:0), found {s['frame_size']}.")
-    s["fps"] = _int(s["fps"], "fps", 1, 120)
-    s["object_size"] = _range(s["object_size"], "object_size", False, 0.05)
-    if s["object_size"][1] > 1:
-        raise UserError(f"The setting synthetic.object_size must lie in (0, 1], found {s['object_size']!r}.")
-    p = s["distractor_prob"]
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-        raise UserError(f"The setting synthetic.distractor_prob must be a probability in [0, 1], found {p!r}.")
-    if not isinstance(s["segments_layout"], bool):
-        raise UserError(f"The setting synthetic.segments_layout must be true or false, found {s['segments_layout']!r}.")
-
+        raise UserError(f"setting synthetic.frame_size must be even (H.264 4:2:0), not {s['frame_size']}.")
     max_pairs = len(SHAPES) * len(MOTIONS)
-    k = s["kinetics"]
-    k["classes"] = _int(k["classes"], "kinetics.classes", 1, len(SHAPES))
-    k["videos_per_class"] = _int(k["videos_per_class"], "kinetics.videos_per_class", 1)
-    k["val_per_class"] = _int(k["val_per_class"], "kinetics.val_per_class", 0, k["videos_per_class"])
-    k["scenes"] = _range(k["scenes"], "kinetics.scenes", True, 1)
-    k["scene_seconds"] = _range(k["scene_seconds"], "kinetics.scene_seconds", True, 1)
-    k["clip_seconds"] = _int(k["clip_seconds"], "kinetics.clip_seconds", 1)
-    if k["clip_seconds"] > k["scene_seconds"][0]:
-        raise UserError(
-            f"The setting synthetic.kinetics.clip_seconds ({k['clip_seconds']}) must not exceed the shortest scene "
-            f"(synthetic.kinetics.scene_seconds starts at {k['scene_seconds'][0]}): a trimmed clip is one scene."
-        )
-    u = s["ucf101"]
-    u["classes"] = _int(u["classes"], "ucf101.classes", 1, max_pairs)
-    u["groups"] = _int(u["groups"], "ucf101.groups", 2, 99)
-    u["clips_per_group"] = _range(u["clips_per_group"], "ucf101.clips_per_group", True, 1)
-    if u["clips_per_group"][1] > 99:
-        raise UserError("The setting synthetic.ucf101.clips_per_group must be at most 99 (names use two digits).")
-    u["seconds"] = _range(u["seconds"], "ucf101.seconds", False, 0.5)
-    h = s["hmdb51"]
-    h["classes"] = _int(h["classes"], "hmdb51.classes", 1, max_pairs)
-    h["videos_per_class"] = _int(h["videos_per_class"], "hmdb51.videos_per_class", 2)
-    h["train_per_class"] = _int(h["train_per_class"], "hmdb51.train_per_class", 1)
-    h["test_per_class"] = _int(h["test_per_class"], "hmdb51.test_per_class", 1)
-    if h["train_per_class"] + h["test_per_class"] > h["videos_per_class"]:
-        raise UserError(
-            "The settings synthetic.hmdb51.train_per_class + test_per_class must not exceed videos_per_class "
-            f"({h['train_per_class']} + {h['test_per_class']} > {h['videos_per_class']})."
-        )
-    h["seconds"] = _range(h["seconds"], "hmdb51.seconds", False, 0.5)
-    a = s["activitynet"]
-    a["classes"] = _int(a["classes"], "activitynet.classes", 1, max_pairs)
-    a["videos"] = _int(a["videos"], "activitynet.videos", 1)
-    a["validation_videos"] = _int(a["validation_videos"], "activitynet.validation_videos", 0, a["videos"])
-    a["segments"] = _range(a["segments"], "activitynet.segments", True, 1)
-    a["segment_seconds"] = _range(a["segment_seconds"], "activitynet.segment_seconds", False, 0.5)
-    a["background_seconds"] = _range(a["background_seconds"], "activitynet.background_seconds", False, 0.1)
-    c = s["hacs"]
-    c["classes"] = _int(c["classes"], "hacs.classes", 1, len(SHAPES))
-    c["videos_per_class"] = _int(c["videos_per_class"], "hacs.videos_per_class", 1)
-    c["val_per_class"] = _int(c["val_per_class"], "hacs.val_per_class", 0, c["videos_per_class"])
-    c["scenes"] = _range(c["scenes"], "hacs.scenes", True, 1)
-    c["scene_seconds"] = _range(c["scene_seconds"], "hacs.scene_seconds", True, 1)
+    k, u, h, a, c = s["kinetics"], s["ucf101"], s["hmdb51"], s["activitynet"], s["hacs"]
+    _at_most(k["classes"], len(SHAPES), "kinetics.classes", "one topic per shape")
+    _at_most(c["classes"], len(SHAPES), "hacs.classes", "one topic per shape")
+    for key, value in (("ucf101.classes", u["classes"]), ("hmdb51.classes", h["classes"]),
+                       ("activitynet.classes", a["classes"])):
+        _at_most(value, max_pairs, key, "one class per (shape, motion) pair")
+    _at_most(k["val_per_class"], k["videos_per_class"], "kinetics.val_per_class", "kinetics.videos_per_class")
+    _at_most(c["val_per_class"], c["videos_per_class"], "hacs.val_per_class", "hacs.videos_per_class")
+    _at_most(a["validation_videos"], a["videos"], "activitynet.validation_videos", "activitynet.videos")
+    _at_most(k["clip_seconds"], k["scene_seconds"][0], "kinetics.clip_seconds",
+             "the shortest scene, synthetic.kinetics.scene_seconds: a trimmed clip is one scene")
+    _at_most(h["train_per_class"] + h["test_per_class"], h["videos_per_class"],
+             "hmdb51.train_per_class + test_per_class", "hmdb51.videos_per_class")
     return s
 
 

@@ -225,7 +225,7 @@ def _pretrain_data(manifest_path, s: dict[str, Any], world: int, rank: int, devi
         num_clips=s["num_clips"], schedule=schedule, topical=s["topical"],
         transform=None if on_device else PretrainAugment(s["size"]),
         decode_size=(s["decode_size"], s["decode_size"]) if on_device else s["decode_size"], seed=s["seed"],
-        cache_frames=s["cache_frames"],
+        cache_frames=s["cache_frames"], trimmed=s["trimmed"],
     )
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=s["seed"], drop_last=True)
     batches = ProgressBatchSampler(sampler, s["batch_videos"], s["epochs"])

@@ -98,7 +98,7 @@ def test_plan_is_reproducible_and_streams_are_independent():
 def test_generator_defaults_are_the_declared_settings():
     from hico_bench.settings import SYNTHETIC
 
-    assert SYNTHETIC.defaults() == syn.DEFAULT_SETTINGS
+    assert syn.resolve_settings() == SYNTHETIC.resolve({})
 
 
 # ---------------------------------------------------------------------------------------------------------- formats
@@ -408,6 +408,7 @@ def test_youtube_ids():
     ({"kinetics": {"topics": 3}}, "synthetic.kinetics.topics"),
     ({"frame_size": 31}, "synthetic.frame_size"),
     ({"kinetics": {"clip_seconds": 5}}, "synthetic.kinetics.clip_seconds"),
+    ({"kinetics": {"val_per_class": 20}}, "synthetic.kinetics.val_per_class"),
     ({"kinetics": {"classes": 13}}, "synthetic.kinetics.classes"),
     ({"hmdb51": {"train_per_class": 40}}, "synthetic.hmdb51.train_per_class"),
     ({"ucf101": {"seconds": [3, 2]}}, "synthetic.ucf101.seconds"),

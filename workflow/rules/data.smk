@@ -30,7 +30,7 @@ rule manifest:
         paths=lambda wc: settings_json(dataset_paths(config, manifest_dataset(wc)[0])),
         max_bad=config["manifest"]["max_bad_fraction"],
     wildcard_constraints:
-        dataset="k400|uk400|activitynet|(ucf101|hmdb51)_split[123]",
+        dataset="k400|uk400|hacs|activitynet|(ucf101|hmdb51)_split[123]",
     log:
         f"{LOGS}/manifest_{{dataset}}.log",
     threads: config["manifest"]["workers"]

@@ -86,6 +86,13 @@ TASKS: dict[str, Task] = {
             Setting("ks", "list", list(RECALL_KS), "R@k reported", item="int", minimum=1),
             Setting("center", "bool", False, "subtract each set's mean feature first (CoCLR's variant)"),
         )), "hico_bench.evaluate.retrieval:run_retrieval", "R@1", "retrieval R@1"),
+    "knn": Task(
+        "knn", "weighted kNN on frozen features (DINO's protocol): the k most cosine-similar train videos vote "
+        "exp(sim / T) for their class", "features", Section("knn", "the weighted kNN classifier", (
+            Setting("k", "int", 20, "neighbours voting (clipped to the train split's size)", minimum=1),
+            Setting("temperature", "float", 0.07, "T of the vote weight exp(cosine similarity / T)",
+                    minimum=1e-6),
+        )), "hico_bench.evaluate.knn:run_knn", "top1", "kNN top-1"),
 }
 """Every downstream task on UCF101 / HMDB51, in table order."""
 

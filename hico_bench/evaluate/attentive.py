@@ -71,16 +71,19 @@ class AttentiveHead(nn.Module):
 
     def attention(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, L, C) -> (B, heads, L): each head's attention weights of the query over the layer-normalised tokens."""
-        c = tokens.shape[-1]
+        return self._weights(self.norm_tokens(tokens))
+
+    def _weights(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[-1]
         d = c // self.heads
         q = self.q(self.query).view(self.heads, d) * d ** -0.5
         query_keys = torch.einsum("hdc,hd->ch", self.k.weight.view(self.heads, d, c), q)  # (C, heads)
-        return (self.norm_tokens(tokens) @ query_keys).softmax(dim=1).transpose(1, 2)
+        return (x @ query_keys).softmax(dim=1).transpose(1, 2)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         b, _, c = tokens.shape
         x = self.norm_tokens(tokens)
-        pooled = self.attention(tokens) @ x  # (B, heads, C): each head's weighted token average
+        pooled = self._weights(x) @ x  # (B, heads, C): each head's weighted token average
         values = torch.einsum("bhc,hdc->bhd", pooled, self.v.weight.view(self.heads, c // self.heads, c))
         z = self.query + self.proj(values.reshape(b, c) + self.v.bias)
         if self.mlp is not None:

@@ -2,10 +2,10 @@
 
 The head follows the attentive-probe protocol of V-JEPA (facebookresearch/jepa, ``AttentiveClassifier``): one learned
 query token cross-attends over the layer-normalised tokens (multi-head attention with a residual on the query; see
-:class:`AttentiveHead` for how it is computed), an optional MLP block (``query + MLP(LayerNorm(query))``, hidden width ``mlp_ratio`` x channels, GELU; ``mlp_ratio`` 0
-leaves it out), then a linear classifier on the query. The tokens are the backbone's last feature map before pooling,
-``backbone.features(clip)`` (B, C, T', H', W'), flattened to T'H'W' tokens of C channels (no positional embedding:
-a CNN's features carry their position only implicitly).
+:class:`AttentiveHead` for how it is computed), an optional MLP block (``query + MLP(LayerNorm(query))``, hidden
+width ``mlp_ratio`` x channels, GELU; ``mlp_ratio`` 0 leaves it out), then a linear classifier on the query. The
+tokens are the backbone's last feature map before pooling, ``backbone.features(clip)`` (B, C, T', H', W'), flattened
+to T'H'W' tokens of C channels (no positional embedding: a CNN's features carry their position only implicitly).
 
 Protocol:
 
@@ -46,10 +46,10 @@ class AttentiveHead(nn.Module):
 
     The attention is standard multi-head cross-attention (query, key, value and output projections; ``heads`` heads
     of C / heads channels, scaled dot products, softmax over the tokens) with a single query, computed in an
-    equivalent cheaper order: each head's query is folded into the key projection, and the value projection is
-    applied to the attention-weighted token average instead of to every token (the weights sum to 1), which takes
-    about L times fewer multiply-adds. The key projection has no bias: with one query it would add the same logit to
-    every token, which the softmax cancels.
+    equivalent cheaper order: each head's query is folded into the key projection, and each head's value projection
+    is applied to its attention-weighted token average instead of to every token (the weights sum to 1), C^2
+    instead of L C^2 multiply-adds per clip. The key projection has no bias: with one query it would add the same
+    logit to every token, which the softmax cancels.
     """
 
     def __init__(self, dim: int, num_classes: int, heads: int = 16, mlp_ratio: float = 4.0) -> None:
@@ -165,7 +165,7 @@ def holdout_split(labels: np.ndarray, holdout: float, seed: int,
 
 def _clips(tokens: torch.Tensor, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Videos (N, V, L, C) and their labels -> clips (N V, L, C) and one label per clip (views of a video adjacent)."""
-    n, v = tokens.shape[:2]
+    v = tokens.shape[1]
     return tokens.flatten(0, 1), torch.as_tensor(np.repeat(np.asarray(labels, dtype=np.int64), v))
 
 

@@ -13,8 +13,10 @@ from hico_bench.cli import COMMANDS, build_parser, main
 from hico_bench.errors import UserError
 from hico_bench.evaluate.attentive import (AttentiveHead, attentive_probe, holdout_split, run_attentive, train_head,
                                            video_probabilities, video_tokens)
-from hico_bench.evaluate.features import load_backbone
+from hico_bench.evaluate.features import load_backbone, video_features
+from hico_bench.evaluate.probe import source_groups
 from hico_bench.evaluate.tasks import TASKS
+from hico_bench.settings import MODEL as MODEL_SECTION
 from tests.conftest import write_test_video
 from tests.evaluate.test_downstream import MODEL, row
 
@@ -125,8 +127,6 @@ def test_the_lr_is_chosen_on_held_out_train_videos_only(monkeypatch):
 def test_the_held_out_part_keeps_source_groups_whole_or_is_class_stratified():
     ids = [f"v_Class{c}_g{g:02d}_c{k:02d}" for c in range(3) for g in range(1, 6) for k in range(1, 4)]
     labels = np.repeat(np.arange(3), 15)
-    from hico_bench.evaluate.probe import source_groups
-
     groups = source_groups(ids)
     fit, held = holdout_split(labels, 0.2, 0, groups)
     assert set(groups[fit]).isdisjoint(groups[held]) and len(fit) + len(held) == 45
@@ -137,11 +137,11 @@ def test_the_held_out_part_keeps_source_groups_whole_or_is_class_stratified():
 def test_ties_between_lrs_go_to_the_lower_held_out_loss_then_the_earlier_lr(monkeypatch):
     train, train_y, _ = toy_tokens(40)
     s = settings(lrs=[0.01, 0.03, 0.1], epochs=2)
-    fake = {0.01: (100.0, 0.5), 0.03: (100.0, 0.2), 0.1: (100.0, 0.2)}
+    fake = {0.01: (100.0, 0.5), 0.03: (100.0, 0.2), 0.1: (100.0, 0.2)}  # (held-out top-1, cross-entropy)
     monkeypatch.setattr(attentive, "train_head", lambda tokens, labels, num_classes, lr, s, device: lr)
 
     def probabilities(lr, tokens, device):
-        accuracy, loss = fake[lr]
+        loss = fake[lr][1]
         held_y = train_y[holdout_split(train_y, s["holdout"], s["seed"])[1]]
         probs = np.zeros((len(tokens), 1, 2))
         probs[np.arange(len(tokens)), 0, held_y] = np.exp(-loss)
@@ -187,15 +187,10 @@ VIDEO_SETTINGS = {"views": 2, "epochs": 2, "batch_size": 4, "lrs": [0.001, 0.01]
 
 def test_tokens_are_the_backbone_map_before_pooling_for_each_view(ucf):
     frame, _ = ucf
-    model = {**MODEL, "backbone_kwargs": dict(MODEL["backbone_kwargs"])}
-    from hico_bench.settings import MODEL as MODEL_SECTION
-
-    model = MODEL_SECTION.resolve(model)
+    model = MODEL_SECTION.resolve(MODEL)
     backbone = load_backbone(None, model).eval()
     tokens = video_tokens(backbone, frame, model, views=2, half=False, progress_bar=False)
     assert tokens.shape == (12, 2, 4, 16) and tokens.dtype == torch.float32  # 4 frames x 16 px -> 1 x 2 x 2 tokens
-    from hico_bench.evaluate.features import video_features
-
     pooled = video_features(backbone, frame, model, views=2)  # the features stage: views' pooled maps averaged
     assert np.allclose(tokens.mean(dim=(1, 2)).numpy(), pooled, atol=1e-6)
     half = video_tokens(backbone, frame, model, views=2, progress_bar=False)

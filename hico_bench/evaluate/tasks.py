@@ -95,6 +95,44 @@ TASKS: dict[str, Task] = {
         )), "hico_bench.evaluate.retrieval:run_retrieval", "R@1", "retrieval R@1",
         protocol="test-split videos query the train-split gallery by cosine similarity of frozen features; R@1 = "
         "percent of queries whose nearest gallery video has their class"),
+    "knn": Task(
+        "knn", "weighted kNN on frozen features (DINO's protocol): the k most cosine-similar train videos vote "
+        "exp(sim / T) for their class", "features", Section("knn", "the weighted kNN classifier", (
+            Setting("k", "int", 20, "neighbours voting (clipped to the train split's size)", minimum=1),
+            Setting("temperature", "float", 0.07, "T of the vote weight exp(cosine similarity / T)",
+                    minimum=1e-6),
+        )), "hico_bench.evaluate.knn:run_knn", "top1", "kNN top-1",
+        protocol="weighted kNN: the k most cosine-similar train videos (L2-normalised frozen features) vote "
+        "exp(sim / T) for their class (DINO's protocol, k 20, T 0.07 by default)"),
+    "attentive": Task(
+        "attentive", "attentive probe (V-JEPA's protocol): a learned query cross-attends over the frozen backbone's "
+        "spatio-temporal tokens, then a linear classifier (lr chosen on held-out train videos)", "videos",
+        Section("attentive", "the attentive probe", (
+            Setting("views", "int", 10, "evenly spaced centre-cropped clips per video: each a training example, "
+                    "test softmax summed over them", minimum=1),
+            Setting("lrs", "list", [0.0003, 0.001, 0.003], "AdamW learning rates tried (V-JEPA: 0.001)",
+                    item="float", minimum=1e-12),
+            Setting("epochs", "int", 20, "training epochs over the cached tokens, cosine to 0 (V-JEPA: 20)",
+                    minimum=1),
+            Setting("batch_size", "int", 256, "clips per step", minimum=1),
+            Setting("weight_decay", "float", 0.01, "AdamW weight decay, not on biases and LayerNorm (V-JEPA: 0.01)",
+                    minimum=0),
+            Setting("heads", "int", 16, "attention heads; must divide the backbone's channels", minimum=1),
+            Setting("mlp_ratio", "float", 4.0, "MLP hidden width / channels after the attention; 0 = no MLP",
+                    minimum=0),
+            Setting("holdout", "float", 0.2, "fraction of the train split held out to choose the lr", minimum=0.01,
+                    maximum=0.9),
+            Setting("half_tokens", "bool", True, "keep the cached tokens in float16 (the head computes in float32)"),
+            Setting("extract_batch_size", "int", 8, "videos per batch of the frozen pass", minimum=1),
+            Setting("num_workers", "int", 0, "DataLoader worker processes of the frozen pass", minimum=0),
+            Setting("cache_frames", "bool", False, "decode each video once and keep its frames (tiny datasets only)"),
+            Setting("threads", "int", 0, "torch CPU threads; 0 = torch's default", minimum=0),
+            Setting("seed", "int", 0, "seed of the head, the data order, the held-out split and the random-init "
+                    "backbone", minimum=0),
+            Setting("progress_bar", "bool", True, "show a progress bar of the frozen pass on stderr"),
+        )), "hico_bench.evaluate.attentive:run_attentive", "top1", "attentive probe top-1",
+        protocol="attentive probe: a learned query cross-attends over the frozen backbone's last spatio-temporal "
+        "tokens, then a linear classifier; AdamW, lr chosen on held-out train videos; views' softmax summed"),
 }
 """Every downstream task on UCF101 / HMDB51, in table order."""
 

@@ -144,6 +144,7 @@ class Evaluations:
     tasks: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # task -> dataset -> settings
     features: dict[str, Any] = field(default_factory=dict)
     localization: dict[str, Any] | None = None            # {"export": ..., "probe": ...} when enabled
+    gpus: int = 0                                         # downstream.gpus
 
     @property
     def label(self) -> str:
@@ -163,6 +164,16 @@ class Grid:
     @property
     def runs(self) -> dict[str, EvaluatedRun]:
         return {key[0]: ev.run for key, ev in self.evaluations.items()}
+
+    @property
+    def datasets(self) -> list[str]:
+        """Every dataset the grid reads, in :data:`DATASETS` order."""
+        used = {job.identity.set for job in self.pretrain.values()}
+        for ev in self.evaluations.values():
+            used.update(d for per_dataset in ev.tasks.values() for d in per_dataset)
+            if ev.localization is not None:
+                used.add("activitynet")
+        return [name for name in DATASETS if name in used]
 
     def eval_outputs(self, results: str) -> list[str]:
         """Every final evaluation file (what the tables read)."""
@@ -247,6 +258,7 @@ def _evaluations(cfg: Mapping[str, Any], run: EvaluatedRun) -> Evaluations:
         tasks={t: {d: task_settings(cfg, t, d) for d in down["datasets"]} for t in down["tasks"]},
         features=dict(down["features"]),
         localization={"export": dict(loc["export"]), "probe": dict(loc["probe"])} if loc["enabled"] else None,
+        gpus=down["gpus"],
     )
 
 
@@ -276,7 +288,7 @@ def _merge_evaluations(old: Evaluations, new: Evaluations, first: str, second: s
     """Two groups evaluating one checkpoint at one input: their tasks are merged (the same task on the same dataset
     must have the same settings)."""
     name = f"the evaluation of {old.run.identity.name} at {old.label}"
-    if old.run != new.run or old.input != new.input or old.splits != new.splits:
+    if old.run != new.run or old.input != new.input or old.splits != new.splits or old.gpus != new.gpus:
         raise _conflict(name, first, second)
     for task, per_dataset in new.tasks.items():
         mine = old.tasks.setdefault(task, {})

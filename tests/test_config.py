@@ -28,7 +28,8 @@ def test_run_names_follow_the_pattern():
 def test_default_grid_is_every_variant_on_both_sets():
     grid = build_grid(load())
     runs = grid.pretrain
-    assert len(runs) == 12
+    assert len(runs) == 13  # and HiCo on HACS (a group)
+    assert runs["hico_tiny_hacs_8x16"].settings["method"] == "hico"
     hico = runs["hico_tiny_uk400_8x16"].settings
     assert hico["schedule"] == "gradual" and hico["topical"] is True
     assert runs["hico_bce_tiny_k400_8x16"].settings["gamma"] == 0.0
@@ -39,11 +40,15 @@ def test_default_grid_is_every_variant_on_both_sets():
     assert set(grid.runs) == {"random_init_tiny", *runs}
     assert grid.runs["random_init_tiny"].checkpoint is None
     assert {label for _, label in grid.evaluations} == {"8x16"}
-    assert len(grid.eval_outputs("results")) == 13 * (4 * 2 + 1)
+    from hico_bench.evaluate.tasks import TASKS
+
+    assert len(grid.eval_outputs("results")) == 14 * (len(TASKS) * 2 + 1)
+    assert runs["simclr_tiny_k400_8x16"].settings["trimmed"] is True  # trimmed clips: interval sampling
+    assert "trimmed" not in runs["simclr_tiny_uk400_8x16"].settings
 
 
 def test_seeds_add_replicates_without_renaming_seed_zero():
-    runs = build_grid(load(seeds=[0, 1])).pretrain
+    runs = build_grid(load(seeds=[0, 1], groups={})).pretrain
     assert "hico_tiny_uk400_8x16" in runs and "hico_tiny_uk400_8x16_seed1" in runs
     assert runs["hico_tiny_uk400_8x16_seed1"].settings["seed"] == 1
 

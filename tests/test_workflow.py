@@ -40,21 +40,21 @@ def job_counts(output: str) -> dict[str, int]:
 
 def test_default_dry_run_lists_the_whole_grid():
     counts = job_counts(snakemake("-n").stdout)
-    assert counts["pretrain"] == 12  # 6 variants x {k400, uk400}
-    assert counts["features"] == 13 * 2  # 12 checkpoints + random init, x UCF101 / HMDB51
-    assert counts["task_on_videos"] == 13 * 2 * 2  # ft and lft
-    assert counts["task_on_features"] == 13 * 2 * 2  # probe and retrieval
-    assert counts["export_features"] == counts["localize"] == 13
+    assert counts["pretrain"] == 13  # 6 variants x {k400, uk400}, and HiCo on HACS
+    assert counts["features"] == 14 * 2  # 13 checkpoints + random init, x UCF101 / HMDB51
+    assert counts["task_on_videos"] == 14 * 2 * 3  # ft, lft and the attentive probe
+    assert counts["task_on_features"] == 14 * 2 * 3  # probe, retrieval and kNN
+    assert counts["export_features"] == counts["localize"] == 14
     assert counts["tables"] == counts["plots"] == 1
 
 
 def test_command_line_overrides_arrive_as_the_declared_types():
     """The overrides config/README.md shows: Snakemake hands list and mapping values over as strings."""
     counts = job_counts(snakemake("-n", "--config", "seeds=[0,1,2]").stdout)
-    assert counts["pretrain"] == 36
+    assert counts["pretrain"] == 3 * 13
     out = snakemake("-n", "-p", "--config", 'pretrain={"settings": {"epochs": 3}}').stdout
     pretrain_lines = [line for line in out.splitlines() if "hico-bench pretrain" in line]
-    assert len(pretrain_lines) == 12 and all('"epochs":3,' in line for line in pretrain_lines)
+    assert len(pretrain_lines) == 13 and all('"epochs":3,' in line for line in pretrain_lines)
 
 
 def test_a_config_mistake_is_one_sentence_naming_the_key():
@@ -225,7 +225,8 @@ def test_fast_dag_end_to_end(tmp_path):
         assert (results / "plots" / f"{name}.png").stat().st_size > 1000
 
     runs = [f"{m}_tiny_{s}_8x16" for m in ("simclr", "vcl_fixed", "vcl_gradual", "hico_fixed", "hico", "hico_bce")
-            for s in ("k400", "uk400")] + ["random_init_tiny", "hico_tiny_uk400_8x16_seed1", "ext_tiny"]
+            for s in ("k400", "uk400")] + ["hico_tiny_hacs_8x16", "random_init_tiny", "hico_tiny_uk400_8x16_seed1",
+                                            "ext_tiny"]
     for run in runs:
         assert (results / "eval" / run / "8x16" / "localization_activitynet.json").exists(), run
         assert json.loads((results / "eval" / run / "8x16" / "probe_ucf101.json").read_text())["run"]["name"] == run

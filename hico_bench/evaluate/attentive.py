@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hico_bench.errors import UserError
-from hico_bench.evaluate.probe import check_test_classes, source_groups, topk_accuracy
+from hico_bench.evaluate.probe import check_test_classes, holdout_split, source_groups, topk_accuracy
 
 
 class AttentiveHead(nn.Module):
@@ -148,21 +148,6 @@ def video_probabilities(head: AttentiveHead, tokens: torch.Tensor, device: torch
     return np.concatenate(out).reshape(n, v, -1)
 
 
-def holdout_split(labels: np.ndarray, holdout: float, seed: int,
-                  groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(fit, held-out) row indices of the train split: whole ``groups`` when there are at least two, else a
-    class-stratified split (unstratified when a class has a single video), as the linear probe does."""
-    from sklearn.model_selection import GroupShuffleSplit, train_test_split
-
-    labels = np.asarray(labels)
-    if groups is not None and len(np.unique(groups)) >= 2:
-        return next(GroupShuffleSplit(1, test_size=holdout, random_state=seed).split(labels, labels, groups))
-    counts = np.bincount(labels)
-    stratify = labels if counts[counts > 0].min() >= 2 else None
-    fit, held = train_test_split(np.arange(len(labels)), test_size=holdout, random_state=seed, stratify=stratify)
-    return np.sort(fit), np.sort(held)
-
-
 def _clips(tokens: torch.Tensor, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Videos (N, V, L, C) and their labels -> clips (N V, L, C) and one label per clip (views of a video adjacent)."""
     v = tokens.shape[1]
@@ -176,7 +161,7 @@ def choose_lr(train_tokens: torch.Tensor, train_y: np.ndarray, num_classes: int,
 
     Only the train split is seen here: fit and held-out videos both come from ``train_tokens`` (N, V, L, C).
     """
-    fit, held = holdout_split(train_y, s["holdout"], s["seed"], groups)
+    fit, held = (np.sort(i) for i in holdout_split(train_y, s["holdout"], s["seed"], groups))
     fit_x, fit_y = _clips(train_tokens[torch.as_tensor(fit)], train_y[fit])
     held_x, held_y = train_tokens[torch.as_tensor(held)], np.asarray(train_y)[held]
     accuracy: dict[str, float] = {}

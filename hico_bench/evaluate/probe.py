@@ -41,6 +41,21 @@ def source_groups(video_ids: Sequence[str]) -> np.ndarray | None:
     return np.array([m.group(1) for m in matches])
 
 
+def holdout_split(labels: np.ndarray, holdout: float, seed: int,
+                  groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, held-out) row indices of the train split: whole ``groups`` when there are at least two (sibling clips of
+    one source on both sides would reward memorising it), else class-stratified (unstratified when a class has a
+    single video). Used by every probe that chooses a hyper-parameter on held-out train videos."""
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+    labels = np.asarray(labels)
+    if groups is not None and len(np.unique(groups)) >= 2:
+        return next(GroupShuffleSplit(1, test_size=holdout, random_state=seed).split(labels, labels, groups))
+    counts = np.bincount(labels)
+    stratify = labels if counts[counts > 0].min() >= 2 else None
+    return train_test_split(np.arange(len(labels)), test_size=holdout, random_state=seed, stratify=stratify)
+
+
 def linear_probe(
     train_x: np.ndarray,
     train_y: np.ndarray,
@@ -54,7 +69,6 @@ def linear_probe(
 ) -> dict:
     """Fit the probe and score the test split; returns metrics in percent and the chosen ``C``."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupShuffleSplit, train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -64,14 +78,7 @@ def linear_probe(
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
         return clf.fit(x, y)
 
-    if groups is not None and len(np.unique(groups)) >= 2:
-        fit_idx, val_idx = next(GroupShuffleSplit(1, test_size=holdout, random_state=seed).split(train_x, train_y,
-                                                                                                 groups))
-    else:
-        counts = np.bincount(train_y)
-        stratify = train_y if counts[counts > 0].min() >= 2 else None
-        fit_idx, val_idx = train_test_split(np.arange(len(train_y)), test_size=holdout, random_state=seed,
-                                            stratify=stratify)
+    fit_idx, val_idx = holdout_split(train_y, holdout, seed, groups)
     fit_x, val_x, fit_y, val_y = train_x[fit_idx], train_x[val_idx], train_y[fit_idx], train_y[val_idx]
     val_scores = {}
     for c in cs:

@@ -33,6 +33,7 @@ class Task:
     headline: str                     # the metric the ablation table shows
     column: str                       # the ablation table's column label, before the dataset's name
     options: Mapping[str, Any] = field(default_factory=dict)  # fixed keyword arguments of the function
+    distributed: bool = False         # a task on videos that runs under torchrun with DDP on downstream.gpus GPUs
     protocol: str = ""                # one sentence: how the headline is measured (the tables' notes)
 
     def runner(self) -> Callable[..., dict[str, Any]]:
@@ -66,14 +67,14 @@ TASKS: dict[str, Task] = {
     "ft": Task(
         "ft", "full fine-tuning: every layer trained with a new linear head (HiCo's FT)", "videos",
         _finetune_settings("ft", "full fine-tuning"), "hico_bench.evaluate.classify:finetune", "top1",
-        "FT top-1", options={"mode": "ft"},
+        "FT top-1", options={"mode": "ft"}, distributed=True,
         protocol="every layer trained with a new linear head; top-1 of the softmax scores summed over the test "
         "clips x crops of each test video (10 x 1 by default)"),
     "lft": Task(
         "lft", "HiCo's linear evaluation: only the new linear head is optimised while the backbone's BatchNorm "
         "statistics keep updating (the official behaviour)", "videos",
         _finetune_settings("lft", "HiCo's linear evaluation"), "hico_bench.evaluate.classify:finetune", "top1",
-        "LFT top-1", options={"mode": "lft"},
+        "LFT top-1", options={"mode": "lft"}, distributed=True,
         protocol="HiCo's linear evaluation: only a new linear head is optimised while the backbone's BatchNorm "
         "statistics keep updating; tested as FT"),
     "probe": Task(

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 import hico_bench.evaluate.attentive as attentive
-from hico_bench.cli import COMMANDS, build_parser, main
+from hico_bench.cli import main
 from hico_bench.errors import UserError
-from hico_bench.evaluate.attentive import (AttentiveHead, attentive_probe, holdout_split, run_attentive, train_head,
+from hico_bench.evaluate.probe import holdout_split
+from hico_bench.evaluate.attentive import (AttentiveHead, attentive_probe, run_attentive, train_head,
                                            video_probabilities, video_tokens)
 from hico_bench.evaluate.features import load_backbone, video_features
 from hico_bench.evaluate.probe import source_groups
@@ -113,7 +114,7 @@ def test_the_lr_is_chosen_on_held_out_train_videos_only(monkeypatch):
     s = settings(epochs=3)
     first = attentive_probe(train, train_y, test, test_y, s)
     # every scoring before the last one (the test split's) sees held-out train videos
-    held = holdout_split(train_y, s["holdout"], s["seed"])[1]
+    held = np.sort(holdout_split(train_y, s["holdout"], s["seed"])[1])
     assert len(calls) == len(s["lrs"]) + 1
     assert all(torch.equal(t, train[torch.as_tensor(held)]) for t in calls[:-1])
     assert calls[-1] is test
@@ -203,9 +204,7 @@ def test_the_attentive_verb_on_tiny_real_videos_is_deterministic(ucf, tmp_path, 
             "--dataset", "ucf101", "--run", RUN]
     records = []
     for name in ("a.json", "b.json"):
-        # (the verb's handler, not cli.main: see tests/evaluate/test_knn.py::run_verb)
-        COMMANDS["attentive"][2](build_parser().parse_args(
-            [*args, "--out", str(tmp_path / name), "--settings", json.dumps(VIDEO_SETTINGS)]))
+        assert main([*args, "--out", str(tmp_path / name), "--settings", json.dumps(VIDEO_SETTINGS)]) == 0
         records.append(json.loads((tmp_path / name).read_text()))
     record = records[0]
     assert record["task"] == "attentive" and record["downstream_input"] == "4x16" and record["run"]["set"] == "uk400"

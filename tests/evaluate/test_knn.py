@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from hico_bench.cli import COMMANDS, build_parser, main
+from hico_bench.cli import main
 from hico_bench.errors import UserError
 from hico_bench.evaluate.knn import knn_classify, knn_scores, run_knn
 from tests.evaluate.test_downstream import MODEL, manifest  # noqa: F401  (the module-scoped fixture)
@@ -92,13 +92,6 @@ def test_zero_features_and_a_test_only_class():
 RUN = '{"method": "hico", "backbone": "tiny", "set": "uk400", "pretrain_input": "8x16"}'
 
 
-def run_verb(argv):
-    """Parse ``argv`` as ``hico-bench`` does and run the verb. (Not ``main``: at main 551c863 the verbs' ``--run``
-    argument and the parser's ``set_defaults(run=handler)`` share the name ``run``, so ``main`` calls the JSON string
-    when ``--run`` is given, and ``_identity`` parses the handler when it is not.)"""
-    COMMANDS[argv[0]][2](build_parser().parse_args(argv))
-
-
 def features_dict(rng):
     train_x, test_x = rng.normal(size=(30, 8)), rng.normal(size=(10, 8))
     return {"train_x": train_x, "train_y": np.arange(30) % 3, "test_x": test_x, "test_y": np.arange(10) % 3,
@@ -126,7 +119,7 @@ def test_the_knn_verb_on_tiny_real_videos(manifest, tmp_path, capsys):  # noqa: 
     cache_video_features(None, str(csv), MODEL, str(tmp_path / "f.npz"), {"views": 2})
     out = tmp_path / "knn_ucf101.json"
     args = ["knn", "--features", str(tmp_path / "f.npz"), "--out", str(out), "--dataset", "ucf101"]
-    run_verb([*args, "--run", RUN, "--settings", '{"k": 3, "temperature": 0.1}'])
+    assert main([*args, "--run", RUN, "--settings", '{"k": 3, "temperature": 0.1}']) == 0
     record = json.loads(out.read_text())
     assert record["run"]["method"] == "hico"
     assert record["task"] == "knn" and record["dataset"] == "ucf101" and record["downstream_input"] == "4x16"

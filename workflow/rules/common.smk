@@ -6,7 +6,9 @@ from snakemake.exceptions import WorkflowError
 
 from hico_bench.config import build_grid, dataset_paths, required_inputs, settings_json
 from hico_bench.errors import UserError
+from hico_bench.evaluate.splits import merge_split_metrics
 from hico_bench.evaluate.tasks import TASKS, tasks_reading
+from hico_bench.io import write_json, write_text
 from hico_bench.results import PLOT_NAMES, TABLE_NAMES
 from hico_bench.settings import validate_config
 
@@ -15,6 +17,8 @@ from hico_bench.settings import validate_config
 try:
     config.update(validate_config(config))
     GRID = build_grid(config)
+    for name in GRID.datasets:  # every path the grid needs is set and exists, before any job is planned
+        dataset_paths(config, name)
 except UserError as exc:
     raise WorkflowError(f"config: {exc}") from None
 
@@ -101,5 +105,12 @@ def task_settings_json(wildcards):
 
 
 def task_gpus(wildcards):
-    """Tasks that train on videos use a GPU when the machine has one (downstream.gpus of them)."""
-    return config["downstream"]["gpus"] if TASKS[wildcards.task].reads == "videos" else 0
+    """GPUs of a task on videos: downstream.gpus for the distributed ones (ft, lft: torchrun + DDP), one for the
+    others when downstream.gpus is at least 1."""
+    gpus = evaluations(wildcards).gpus
+    return gpus if TASKS[wildcards.task].distributed else min(gpus, 1)
+
+
+def one_gpu(wildcards):
+    """Feature extraction and export use one GPU when downstream.gpus is at least 1."""
+    return min(evaluations(wildcards).gpus, 1)

@@ -14,15 +14,17 @@ ratio`` is 1 for a linear stage and 4 for a quadratic one (goal: at most 1.3). S
   file assembled from all of them. Items = exported videos.
 * ``gtad``: ``assemble_gtad_hdf5`` alone on N per-video files of 200 x 1024 float32 (0.8 MB each, ActivityNet-sized
   features). Baseline in the same run: the export as it was before (``write_gtad_hdf5`` called once per video,
-  copying the whole file each time) on N/4 and N videos, whose ratio shows the quadratic cost it had.
+  copying the whole file each time) on ``--baseline-n`` (default 40) and 4x as many videos, whose ratio shows the
+  quadratic cost it had.
 * ``tables``: ``build_tables`` on N metrics files (9 per run: ft, lft, probe and retrieval on UCF101 and HMDB51, and
   ActivityNet localization; distinct configurations of method, set, backbone and input, then more seeds) and one
   pretraining log per run (``metrics.jsonl`` of 50 steps beside ``run.json``). Items = metrics files.
 
 Each stage first runs once on a few items (imports and other first-call costs, not timed); then each size is
-measured ``--rounds`` times (alternating which size goes first) and the fastest time per item kept. Run:
-``python benchmarks/scale.py`` (about 3 minutes on 2 shared cores), ``--quick`` for a smoke run (seconds),
-``--help`` for the options.
+measured ``--rounds`` times (alternating which size goes first; the baseline once), in a fresh folder whose inputs are
+written and flushed to disk (``os.sync``) before the clock starts, and the fastest time per item is kept. Run:
+``python benchmarks/scale.py`` (about 4 minutes on 2 cores shared with other jobs), ``--quick`` for a smoke run
+(seconds), ``--help`` for the options.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def activitynet_inputs(folder: Path, n: int, sources: list[Path]) -> dict[str, s
         vid = f"vid{i:07d}"
         subset = "testing" if i % 10 == 9 else ("validation" if i % 10 >= 7 else "training")
         target = videos / f"v_{vid}.mp4"
-        if i % 50 == 49:
+        if i % 50 == 48:
             target.write_bytes(b"")
         else:
             shutil.copyfile(sources[i % len(sources)], target)
@@ -158,6 +160,7 @@ def stage_manifest(work: Path, n: int, sources: list[Path]) -> tuple[float, int]
     from hico_bench.data.manifest import build_dataset_manifest
 
     paths = activitynet_inputs(work, n, sources)
+    os.sync()
     start = time.perf_counter()
     with quiet():
         build_dataset_manifest("activitynet", paths, work / "manifest.csv", work / "quarantine.csv",
@@ -172,6 +175,7 @@ def stage_export(work: Path, n: int, sources: list[Path]) -> tuple[float, int]:
     paths = activitynet_inputs(work, n, sources)
     with quiet():
         build_dataset_manifest("activitynet", paths, work / "manifest.csv", work / "quarantine.csv", workers=2)
+        os.sync()
         start = time.perf_counter()
         summary = export_features(None, str(work / "manifest.csv"), MODEL, str(work / "features"), EXPORT)
     seconds = time.perf_counter() - start
@@ -183,6 +187,7 @@ def stage_gtad(work: Path, n: int) -> tuple[float, int]:
     from hico_bench.evaluate.feature_formats import assemble_gtad_hdf5
 
     ids = feature_files(work, n)
+    os.sync()
     start = time.perf_counter()
     assemble_gtad_hdf5(work / "gtad.h5", work, ids)
     return time.perf_counter() - start, n
@@ -193,6 +198,7 @@ def stage_gtad_per_video(work: Path, n: int) -> tuple[float, int]:
     from hico_bench.evaluate.feature_formats import read_npy_features, write_gtad_hdf5
 
     ids = feature_files(work, n)
+    os.sync()
     start = time.perf_counter()
     for vid in ids:
         write_gtad_hdf5(work / "gtad.h5", {vid: read_npy_features(work, vid)[0]})
@@ -201,6 +207,7 @@ def stage_gtad_per_video(work: Path, n: int) -> tuple[float, int]:
 
 def stage_tables(work: Path, n: int) -> tuple[float, int]:
     evals, logs = metrics_files(work, n)
+    os.sync()
     start = time.perf_counter()
     with quiet():
         build_tables(evals, logs, REFERENCE_CSV, work / "tables")
@@ -253,10 +260,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--manifest-n", type=int, default=200, help="listed videos of the manifest stage (N)")
     parser.add_argument("--export-n", type=int, default=100, help="listed videos of the export stage (N)")
     parser.add_argument("--gtad-n", type=int, default=200, help="videos of 200 x 1024 float32 in the G-TAD file (N)")
-    parser.add_argument("--baseline-n", type=int, default=50,
+    parser.add_argument("--baseline-n", type=int, default=40,
                         help="videos of the per-video G-TAD baseline (N; 0 skips it)")
     parser.add_argument("--tables-n", type=int, default=200, help="metrics files of the tables stage (N)")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds per stage; the fastest is kept (default 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per stage (the baseline: one); the fastest "
+                        "is kept (default 3)")
     parser.add_argument("--stages", default="manifest,export,gtad,baseline,tables",
                         help="comma-separated stages to run (default all)")
     parser.add_argument("--workdir", type=Path, default=None, help="where to write (default a temporary folder)")
@@ -288,8 +296,8 @@ def main(argv: list[str] | None = None) -> None:
             measure("baseline", "baseline: G-TAD file rewritten per video, as the export did before (200x1024 float32)",
                     stage_gtad_per_video, args.baseline_n, 1, tmp)
         if "tables" in stages:
-            measure("tables", "tables (build_tables over metrics files + pretraining logs)", stage_tables, args.tables_n,
-                    args.rounds, tmp)
+            measure("tables", "tables (build_tables over metrics files + pretraining logs)", stage_tables,
+                    args.tables_n, args.rounds, tmp)
         print(f"total {time.perf_counter() - start:.0f} s")
 
 

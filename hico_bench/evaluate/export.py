@@ -147,9 +147,9 @@ def export_features(checkpoint: str | None, manifest_path: str, model: dict[str,
     from tqdm import tqdm
 
     from hico_bench.data.manifest import read_manifest
-    from hico_bench.evaluate.features import load_backbone
     from hico_bench.evaluate.feature_formats import assemble_gtad_hdf5, bmn_pool, feature_stem, gtad_keys, \
         write_bmn_csv, write_npy_features
+    from hico_bench.evaluate.features import load_backbone
     from hico_bench.settings import EXPORT, MODEL
 
     s = EXPORT.resolve(settings)

@@ -207,10 +207,9 @@ def assemble_gtad_hdf5(path: str | os.PathLike, feat_dir: str | os.PathLike, vid
     format (readable by the HDF5 1.8 libraries that G-TAD's h5py was built with). Returns the number of videos.
     """
     count = 0
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            for vid in video_ids:
-                feats, _ = read_npy_features(feat_dir, vid)
-                f.create_dataset(feature_stem(vid), data=_as_features(feats))
-                count += 1
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for vid in video_ids:
+            feats, _ = read_npy_features(feat_dir, vid)
+            f.create_dataset(feature_stem(vid), data=_as_features(feats))
+            count += 1
     return count

@@ -13,9 +13,11 @@ ratio`` is 1 for a linear stage and 4 for a quadratic one (goal: at most 1.3). S
   main process: per video one container, decode, forward, the .npy + sidecar + BMN CSV, and at the end the G-TAD
   file assembled from all of them. Items = exported videos.
 * ``gtad``: ``assemble_gtad_hdf5`` alone on N per-video files of 200 x 1024 float32 (0.8 MB each, ActivityNet-sized
-  features). Baseline in the same run: the export as it was before (``write_gtad_hdf5`` called once per video,
-  copying the whole file each time) on ``--baseline-n`` (default 40) and 4x as many videos, whose ratio shows the
-  quadratic cost it had.
+  features; 4N files written once, each measurement reads the first N or 4N). Reference: the same arrays read and
+  appended to one plain file, a linear operation whose ratio is what the disk and page cache alone do to a stage
+  writing this much (hundreds of MB). Baseline in the same run: the export as it was before (``write_gtad_hdf5``
+  called once per video, copying the whole file each time) on ``--baseline-n`` (default 40) and 4x as many videos,
+  whose ratio shows the quadratic cost it had.
 * ``tables``: ``build_tables`` on N metrics files (9 per run: ft, lft, probe and retrieval on UCF101 and HMDB51, and
   ActivityNet localization; distinct configurations of method, set, backbone and input, then more seeds) and one
   pretraining log per run (``metrics.jsonl`` of 50 steps beside ``run.json``). Items = metrics files.
@@ -183,26 +185,43 @@ def stage_export(work: Path, n: int, sources: list[Path]) -> tuple[float, int]:
     return seconds, summary["exported"]
 
 
-def stage_gtad(work: Path, n: int) -> tuple[float, int]:
-    from hico_bench.evaluate.feature_formats import assemble_gtad_hdf5
+class GtadInputs:
+    """Per-video feature files of 200 x 1024 float32, written once (and flushed to disk) for every G-TAD
+    measurement; a measurement on ``n`` videos reads the first ``n``, so both sizes read the same kind of files."""
 
-    ids = feature_files(work, n)
-    os.sync()
-    start = time.perf_counter()
-    assemble_gtad_hdf5(work / "gtad.h5", work, ids)
-    return time.perf_counter() - start, n
+    def __init__(self, folder: Path, n: int):
+        self.folder, self.ids = folder, feature_files(folder, n)
+        os.sync()
 
+    def assemble(self, work: Path, n: int) -> tuple[float, int]:
+        from hico_bench.evaluate.feature_formats import assemble_gtad_hdf5
 
-def stage_gtad_per_video(work: Path, n: int) -> tuple[float, int]:
-    """The export before: the per-video arrays added to the G-TAD file one call (one whole-file copy) at a time."""
-    from hico_bench.evaluate.feature_formats import read_npy_features, write_gtad_hdf5
+        os.sync()
+        start = time.perf_counter()
+        assemble_gtad_hdf5(work / "gtad.h5", self.folder, self.ids[:n])
+        return time.perf_counter() - start, n
 
-    ids = feature_files(work, n)
-    os.sync()
-    start = time.perf_counter()
-    for vid in ids:
-        write_gtad_hdf5(work / "gtad.h5", {vid: read_npy_features(work, vid)[0]})
-    return time.perf_counter() - start, n
+    def per_video(self, work: Path, n: int) -> tuple[float, int]:
+        """The export before: the arrays added to the G-TAD file one call (one whole-file copy) at a time."""
+        from hico_bench.evaluate.feature_formats import read_npy_features, write_gtad_hdf5
+
+        os.sync()
+        start = time.perf_counter()
+        for vid in self.ids[:n]:
+            write_gtad_hdf5(work / "gtad.h5", {vid: read_npy_features(self.folder, vid)[0]})
+        return time.perf_counter() - start, n
+
+    def plain(self, work: Path, n: int) -> tuple[float, int]:
+        """Reference: the same files read and their arrays appended to one plain file (no HDF5), linear by
+        construction, so its ratio is what the machine's disk and page cache do to a linear stage of this size."""
+        from hico_bench.evaluate.feature_formats import read_npy_features
+
+        os.sync()
+        start = time.perf_counter()
+        with open(work / "plain.bin", "wb") as out:
+            for vid in self.ids[:n]:
+                out.write(read_npy_features(self.folder, vid)[0].tobytes())
+        return time.perf_counter() - start, n
 
 
 def stage_tables(work: Path, n: int) -> tuple[float, int]:
@@ -289,12 +308,16 @@ def main(argv: list[str] | None = None) -> None:
         if "export" in stages:
             measure("export", "export (decode + tiny backbone + .npy/.json/BMN CSV per video + G-TAD file)",
                     lambda w, n: stage_export(w, n, sources), args.export_n, args.rounds, tmp)
+        if "gtad" in stages or "baseline" in stages:
+            gtad = GtadInputs(tmp / "gtad_inputs", 4 * max(args.gtad_n, args.baseline_n))
         if "gtad" in stages:
-            measure("gtad", "G-TAD file assembled once (200x1024 float32 per video)", stage_gtad, args.gtad_n,
+            measure("gtad", "G-TAD file assembled once (200x1024 float32 per video)", gtad.assemble, args.gtad_n,
                     args.rounds, tmp)
+            measure("plain", "reference: the same arrays appended to one plain file (disk and page cache only)",
+                    gtad.plain, args.gtad_n, args.rounds, tmp)
         if "baseline" in stages and args.baseline_n > 0:
             measure("baseline", "baseline: G-TAD file rewritten per video, as the export did before (200x1024 float32)",
-                    stage_gtad_per_video, args.baseline_n, 1, tmp)
+                    gtad.per_video, args.baseline_n, 1, tmp)
         if "tables" in stages:
             measure("tables", "tables (build_tables over metrics files + pretraining logs)", stage_tables,
                     args.tables_n, args.rounds, tmp)

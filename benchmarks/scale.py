@@ -22,9 +22,11 @@ ratio`` is 1 for a linear stage and 4 for a quadratic one (goal: at most 1.3). S
   ActivityNet localization; distinct configurations of method, set, backbone and input, then more seeds) and one
   pretraining log per run (``metrics.jsonl`` of 50 steps beside ``run.json``). Items = metrics files.
 
-Each stage first runs once on a few items (imports and other first-call costs, not timed); then each size is
-measured ``--rounds`` times (alternating which size goes first; the baseline once), in a fresh folder whose inputs are
-written and flushed to disk (``os.sync``) before the clock starts, and the fastest time per item is kept. Run:
+Each stage first runs once on a few items (imports and other first-call costs, not timed). Then, in each of
+``--rounds`` rounds, it runs on N, on 4N and on N items again, each in a fresh folder whose inputs are written and
+flushed to disk (``os.sync``) before the clock starts; the round's ratio is the time per item at 4N over the mean of
+the two at N (load from other processes that drifts during a round hits both sides alike), and the line gives the
+medians over rounds (the baseline runs one round). Run:
 ``python benchmarks/scale.py`` (about 4 minutes on 2 cores shared with other jobs), ``--quick`` for a smoke run
 (seconds), ``--help`` for the options.
 """
@@ -38,6 +40,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -236,23 +239,26 @@ def stage_tables(work: Path, n: int) -> tuple[float, int]:
 # ---------------------------------------------------------------------------------------------------- running
 def measure(key: str, name: str, fn: Callable[[Path, int], tuple[float, int]], n: int, rounds: int,
             tmp: Path) -> str:
-    """The line of one stage: fastest time per item at n and 4n over ``rounds`` rounds, and their ratio."""
-    best: dict[int, float] = {}
-    items: dict[int, int] = {}
-    warm = Path(tempfile.mkdtemp(prefix=f"{key}_warmup_", dir=tmp))
-    fn(warm, min(n, 10))  # imports and first-call costs, not timed
-    shutil.rmtree(warm)
-    for r in range(rounds):
-        for size in ((n, 4 * n) if r % 2 == 0 else (4 * n, n)):
-            work = Path(tempfile.mkdtemp(prefix=f"{key}_{size}_", dir=tmp))
-            seconds, count = fn(work, size)
-            shutil.rmtree(work)
-            items[size] = count
-            best[size] = min(best.get(size, float("inf")), seconds / count)
-    ratio = best[4 * n] / best[n]
-    line = (f"{name}: {items[n]} items {best[n] * items[n]:.2f} s ({best[n] * 1e3:.2f} ms/item), "
-            f"{items[4 * n]} items {best[4 * n] * items[4 * n]:.2f} s ({best[4 * n] * 1e3:.2f} ms/item); "
-            f"per-item cost ratio = {ratio:.2f}")
+    """The line of one stage: per round, time per item at n, at 4n and at n again; the round's ratio is the time per
+    item at 4n over the mean of the two at n; the line gives medians over rounds."""
+
+    def run(size: int) -> tuple[float, int]:
+        work = Path(tempfile.mkdtemp(prefix=f"{key}_{size}_", dir=tmp))
+        seconds, count = fn(work, size)
+        shutil.rmtree(work)
+        return seconds / count, count
+
+    run(min(n, 10))  # imports and first-call costs, not timed
+    small, large, ratios = [], [], []
+    for _ in range(rounds):
+        (before, n_items), (per_item, large_items), (after, _) = run(n), run(4 * n), run(n)
+        small.append((before + after) / 2)
+        large.append(per_item)
+        ratios.append(per_item / small[-1])
+    ratio = statistics.median(ratios)
+    rounds_text = f" (rounds: {', '.join(f'{r:.2f}' for r in ratios)})" if len(ratios) > 1 else ""
+    line = (f"{name}: {n_items} items {statistics.median(small) * 1e3:.2f} ms/item, {large_items} items "
+            f"{statistics.median(large) * 1e3:.2f} ms/item{rounds_text}; per-item cost ratio = {ratio:.2f}")
     print(line, flush=True)
     return line
 

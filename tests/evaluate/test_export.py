@@ -196,3 +196,12 @@ def test_a_complete_export_keeps_its_gtad_file_and_rebuilds_a_wrong_one(manifest
         del f["v_a0"]
     export_features(None, str(manifest), MODEL, str(out), {**SETTINGS, "subsets": ["all"]})
     assert contents(out) == contents(reference)
+
+
+def test_default_subsets_are_the_localization_probes_subsets():
+    from hico_bench.evaluate.export import SUBSETS
+    from hico_bench.settings import EXPORT, LOCALIZE
+
+    probe = LOCALIZE.defaults()
+    assert EXPORT.defaults()["subsets"] == [probe["train_subset"], probe["eval_subset"]]
+    assert set(SUBSETS) | {"all"} == set(EXPORT.entry("subsets").allowed())

@@ -203,8 +203,9 @@ def assemble_gtad_hdf5(path: str | os.PathLike, feat_dir: str | os.PathLike, vid
 
     The videos are streamed: one array is in memory at a time, and each is written once, so the cost is linear in the
     features' size. The file is built under a temporary name beside ``path`` and renamed onto it at the end (an
-    interrupted call leaves ``path`` as it was). Datasets are contiguous and uncompressed, in the default HDF5 file
-    format (readable by the HDF5 1.8 libraries that G-TAD's h5py was built with). Returns the number of videos.
+    interrupted call leaves ``path`` as it was). Datasets are contiguous and uncompressed, in h5py's default (earliest)
+    file format version, as :func:`write_gtad_hdf5` writes them, so that older HDF5 libraries read the file too.
+    Returns the number of videos.
     """
     count = 0
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:

@@ -11,8 +11,13 @@ then extracts snippet features (16 frames every 16, centre crop, resized to ``--
 Each runs with the tiny backbone (``--backbone``) and with no network at all (the data path alone). Features of the
 two methods are compared (they differ only by batch-size-dependent float rounding of the convolutions). Every
 configuration is measured in each of ``--rounds`` interleaved rounds; the table gives median snippets/s and the
-median over rounds of the ratio to the naive baseline measured in the same round. Run:
-``python benchmarks/export.py`` (under a minute on one core), ``--help`` for the options.
+median over rounds of the ratio to the naive baseline measured in the same round.
+
+A second table (once, after the rounds) is the export's loader: ``--loader-videos`` copies of the video through
+:class:`~hico_bench.evaluate.export.SnippetBatches` and a ``DataLoader`` with each of ``--workers`` worker counts,
+the network in the main process as ``hico-bench export-features`` runs it: snippets/s, the fraction of the time the
+main process waited for a batch (worker start-up included), and whether the features equal those of 0 workers bit for
+bit. Run: ``python benchmarks/export.py`` (about a minute on one core), ``--help`` for the options.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import shutil
 import statistics
 import tempfile
 import time
@@ -31,7 +37,7 @@ import torch
 from hico_bench.data.prepare import prepare_videos
 from hico_bench.data.transforms import FINETUNE, eval_views
 from hico_bench.data.video import VideoReader, write_video
-from hico_bench.evaluate.export import num_snippets, video_snippet_features
+from hico_bench.evaluate.export import SnippetBatches, num_snippets, video_snippet_features
 from hico_bench.models.backbones import build_backbone
 
 
@@ -69,6 +75,30 @@ def naive_rate(path: Path, backbone, model: dict, stride: int, snippet_frames: i
     return total / (time.perf_counter() - start), np.concatenate(feats)
 
 
+@torch.no_grad()
+def loader_rate(paths: list[Path], backbone, model: dict, stride: int, snippet_frames: int, batch_size: int,
+                workers: int):
+    """(snippets/s, fraction of the time spent waiting for batches, features per video) of the export's loader."""
+    from torch.utils.data import DataLoader
+
+    dataset = SnippetBatches([str(p) for p in paths], model, stride, snippet_frames, batch_size)
+    batches = iter(DataLoader(dataset, batch_size=None, num_workers=workers))
+    feats: dict[int, list[np.ndarray]] = {}
+    waited = 0.0
+    start = time.perf_counter()
+    while True:
+        t = time.perf_counter()
+        item = next(batches, None)
+        waited += time.perf_counter() - t
+        if item is None:
+            break
+        assert "error" not in item, item
+        feats.setdefault(item["video"], []).append(backbone(item["clips"]).float().numpy())
+    seconds = time.perf_counter() - start
+    out = {v: np.concatenate(f) for v, f in feats.items()}
+    return sum(len(f) for f in out.values()) / seconds, waited / seconds, out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the video (default 30)")
@@ -85,6 +115,10 @@ def main(argv: list[str] | None = None) -> None:
                         "paper config's localization.export.batch_size)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--workers", default="0,2", help="DataLoader workers of the loader table (default 0,2; "
+                        "empty: no loader table)")
+    parser.add_argument("--loader-videos", type=int, default=4, help="copies of the video read by the loader "
+                        "(default 4)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where to write the video (kept and reused between runs); default a temporary folder")
     parser.add_argument("--seed", type=int, default=0)
@@ -145,6 +179,28 @@ def main(argv: list[str] | None = None) -> None:
         ratio = statistics.median(v / b for v, b in zip(values, base))
         print(f"| {files} | {net_name} | {method} | {statistics.median(values):.1f} | "
               f"{min(values):.1f}-{max(values):.1f} | {ratio:.2f}x | {worst[(files, net_name)]:.2e} |")
+    worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
+    if worker_counts:
+        print()
+        print(f"Export loader: {args.loader_videos} copies of the video, network in the main process")
+        print()
+        print("| files | network | workers | snippets/s | waiting for data | features equal to the first row's |")
+        print("|---|---|---|---|---|---|")
+        for files in file_sets:
+            copies = []
+            for k in range(args.loader_videos):
+                copy = args.workdir / "copies" / files / f"copy{k}{paths[files].suffix}"
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(paths[files], copy)
+                copies.append(copy)
+            for net_name, net in networks.items():
+                first = None
+                for workers in worker_counts:
+                    rate, wait, feats = loader_rate(copies, net, model, args.stride, args.snippet_frames,
+                                                    args.batch_size, workers)
+                    first = feats if first is None else first
+                    same = sorted(first) == sorted(feats) and all(np.array_equal(first[v], feats[v]) for v in first)
+                    print(f"| {files} | {net_name} | {workers} | {rate:.1f} | {wait:.0%} | {'yes' if same else 'NO'} |")
     if tmp is not None:
         tmp.cleanup()
 

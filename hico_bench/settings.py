@@ -434,6 +434,12 @@ EXPORT = Section("export", "ActivityNet feature export", (
     Setting("max_bad_fraction", "float", 0.05, "the export fails when more than this fraction of videos cannot be "
             "decoded", minimum=0, maximum=1),
     Setting("seed", "int", 0, "seed of the random-init backbone", minimum=0),
+    Setting("num_workers", "int", 0, "DataLoader worker processes decoding and transforming the snippets while the "
+            "main process runs the backbone (0: all in the main process; the features are the same)", minimum=0),
+    Setting("subsets", "list", ["training", "validation"], "ActivityNet subsets to export (the manifest's train, "
+            "val and test splits); the default holds the localization probe's train_subset and eval_subset; [all] "
+            "exports every video, testing included", item="str",
+            choices=("training", "validation", "testing", "all")),
 ))
 
 LOCALIZE = Section("probe", "the light localization probe on exported ActivityNet features", (

@@ -7,7 +7,9 @@
   sidecar exists is complete.
 * BMN layout: ``csv_mean_100/v_<id>.csv``, 100 rows (time) x C columns with the header ``f0,...,f{C-1}`` and no index
   column, rescaled from T snippets by BMN's ``poolData`` (:func:`bmn_pool`).
-* G-TAD layout: one HDF5 file with a dataset ``v_<id>`` (T x C) per video.
+* G-TAD layout: one HDF5 file with a dataset ``v_<id>`` (T x C) per video. An export assembles it once, at the end,
+  from the per-video ``.npy`` files (:func:`assemble_gtad_hdf5`: one video in memory at a time, written under a
+  temporary name and renamed), so that its cost is one pass over the features however many videos there are.
 
 Video ids are always given bare (the YouTube id, without ``v_``); the ``v_`` prefix is added here.
 """
@@ -18,7 +20,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import h5py
 import numpy as np
@@ -157,18 +159,14 @@ def write_bmn_csv(out_dir: str | os.PathLike, video_id: str, pooled: np.ndarray)
 def write_gtad_hdf5(path: str | os.PathLike, feats_by_video: Mapping[str, np.ndarray]) -> list[str]:
     """Add one float32 dataset ``v_<id>`` (T x C) per video to the HDF5 file ``path`` (G-TAD layout), atomically.
 
-    Videos already in the file are left as they are, so a killed export can be resumed by calling again with all
-    videos. The new file is built beside the old one (a copy plus the new datasets) and renamed onto it; when nothing
-    is new the file is not touched. Returns the ids that were added.
+    Videos already in the file are left as they are. The new file is built beside the old one (a copy of it plus the
+    new datasets) and renamed onto it; when nothing is new the file is not touched. Returns the ids that were added.
+    Every call copies the whole file, so adding videos one call at a time costs time quadratic in the number of
+    videos: an export assembles its file once with :func:`assemble_gtad_hdf5` instead.
     """
     path = Path(path)
-    present: set[str] = set()
-    if path.exists():
-        try:
-            with h5py.File(path, "r") as f:
-                present = set(f.keys())
-        except OSError as exc:
-            raise UserError(f"G-TAD feature file {path} exists but is not a readable HDF5 file ({exc}).") from None
+    present = gtad_keys(path)
+    present = set() if present is None else present
     new = [vid for vid in feats_by_video if feature_stem(vid) not in present]
     if not new:
         return []
@@ -182,3 +180,37 @@ def write_gtad_hdf5(path: str | os.PathLike, feats_by_video: Mapping[str, np.nda
             for vid in new:
                 f.create_dataset(feature_stem(vid), data=_as_features(feats_by_video[vid]))
     return new
+
+
+def gtad_keys(path: str | os.PathLike) -> set[str] | None:
+    """The dataset names (``v_<id>``) of the G-TAD file ``path``; None when it does not exist.
+
+    A file that exists but is not a readable HDF5 file is a :class:`UserError`.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            return set(f.keys())
+    except OSError as exc:
+        raise UserError(f"G-TAD feature file {path} exists but is not a readable HDF5 file ({exc}).") from None
+
+
+def assemble_gtad_hdf5(path: str | os.PathLike, feat_dir: str | os.PathLike, video_ids: Iterable[str]) -> int:
+    """Write the G-TAD file ``path``: one float32 dataset ``v_<id>`` (T x C) per video of ``video_ids``, copied from
+    ``feat_dir/v_<id>.npy`` (checked against its sidecar by :func:`read_npy_features`).
+
+    The videos are streamed: one array is in memory at a time, and each is written once, so the cost is linear in the
+    features' size. The file is built under a temporary name beside ``path`` and renamed onto it at the end (an
+    interrupted call leaves ``path`` as it was). Datasets are contiguous and uncompressed, in h5py's default (earliest)
+    file format version, as :func:`write_gtad_hdf5` writes them, so that older HDF5 libraries read the file too.
+    Returns the number of videos.
+    """
+    count = 0
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for vid in video_ids:
+            feats, _ = read_npy_features(feat_dir, vid)
+            f.create_dataset(feature_stem(vid), data=_as_features(feats))
+            count += 1
+    return count

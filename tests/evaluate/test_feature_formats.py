@@ -7,7 +7,9 @@ import pytest
 
 from hico_bench.errors import UserError
 from hico_bench.evaluate.feature_formats import (
+    assemble_gtad_hdf5,
     bmn_pool,
+    gtad_keys,
     read_npy_features,
     snippet_centres,
     write_bmn_csv,
@@ -131,3 +133,41 @@ def test_gtad_hdf5_is_appendable_and_resumable(tmp_path):
         np.testing.assert_array_equal(f["v_b"][:], b)
         assert f["v_c"].shape == (7, 4) and f["v_c"].dtype == np.float32
     assert [p.name for p in path.parent.iterdir()] == ["csv_mean_100.hdf5"]  # no temporary file left
+
+
+def test_gtad_file_assembled_from_the_per_video_files(tmp_path, monkeypatch):
+    from hico_bench.evaluate import feature_formats
+
+    rng = np.random.default_rng(0)
+    arrays = {f"id{i}": rng.standard_normal((3 + i, 5)).astype(np.float32) for i in range(4)}
+    meta = {"stride": 16, "frames_per_snippet": 16, "fps": 30.0, "duration": 9.0}
+    for vid, arr in arrays.items():
+        write_npy_features(tmp_path, vid, arr, meta)
+    path = tmp_path / "gtad.h5"
+    assert gtad_keys(path) is None
+    write_gtad_hdf5(path, {"stale": np.zeros((2, 5))})  # an older file: replaced, not added to
+    assert assemble_gtad_hdf5(path, tmp_path, ["id2", "id0", "id3"]) == 3
+    assert gtad_keys(path) == {"v_id0", "v_id2", "v_id3"}
+    with h5py.File(path, "r") as f:
+        for key in f:
+            assert f[key].dtype == np.float32
+            np.testing.assert_array_equal(f[key][:], arrays[key[2:]])
+
+    # an assembly that fails half-way leaves the file as it was and no temporary behind
+    def broken(feat_dir, vid):
+        if vid == "id1":
+            raise UserError("feature file is broken.")
+        return read_npy_features(feat_dir, vid)
+
+    monkeypatch.setattr(feature_formats, "read_npy_features", broken)
+    with pytest.raises(UserError):
+        assemble_gtad_hdf5(path, tmp_path, ["id0", "id1"])
+    assert gtad_keys(path) == {"v_id0", "v_id2", "v_id3"}
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_gtad_keys_of_a_file_that_is_not_hdf5_is_one_sentence(tmp_path):
+    path = tmp_path / "gtad.h5"
+    path.write_text("not hdf5")
+    with pytest.raises(UserError, match=r"G-TAD feature file .*gtad.h5 exists but is not a readable HDF5 file"):
+        gtad_keys(path)

@@ -111,6 +111,13 @@ def task_gpus(wildcards):
     return gpus if TASKS[wildcards.task].distributed else min(gpus, 1)
 
 
+def export_threads(wildcards):
+    """The export's decoding workers and its main process (which runs the backbone)."""
+    from hico_bench.settings import EXPORT
+
+    return EXPORT.resolve(evaluations(wildcards).localization["export"])["num_workers"] + 1
+
+
 def one_gpu(wildcards):
     """Feature extraction and export use one GPU when downstream.gpus is at least 1."""
     return min(evaluations(wildcards).gpus, 1)

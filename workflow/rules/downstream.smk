@@ -109,6 +109,7 @@ rule export_features:
         model=model_json,
         settings=lambda wc: settings_json(evaluations(wc).localization["export"]),
         out_dir=lambda wc, output: os.path.dirname(output[0]),
+    threads: lambda wc: export_threads(wc)
     resources:
         gpu=one_gpu,
     log:

@@ -337,14 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help, configure, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help, description=help)
         configure(p)
-        p.set_defaults(run=run)
+        p.set_defaults(verb_function=run)  # not `run`: that is --run's destination
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        args.verb_function(args)
     except UserError as exc:
         print(f"hico-bench {args.verb}: error: {exc}", file=sys.stderr)
         return 2

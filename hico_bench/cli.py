@@ -215,12 +215,18 @@ def _task_command(task):
             extra = float(feats["seconds"])
         else:
             from hico_bench.data.manifest import read_manifest
+            from hico_bench.train.checkpoint import resume_dir_for
 
             model = _model(args)
             result = fn(_checkpoint(args.checkpoint), read_manifest(args.manifest), model, settings,
-                        where=args.manifest, checkpoint_format=args.checkpoint_format)
+                        where=args.manifest, checkpoint_format=args.checkpoint_format,
+                        resume_dir=resume_dir_for(args.out))
             extra = 0.0
-        _write_metrics(args, task.name, args.dataset, args.split, model, result, time.perf_counter() - t0 + extra)
+        from hico_bench.train.distributed import is_main_process
+
+        if is_main_process():  # under torchrun every process has the result; one writes it
+            _write_metrics(args, task.name, args.dataset, args.split, model, result,
+                           time.perf_counter() - t0 + extra)
 
     return run
 

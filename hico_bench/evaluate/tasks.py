@@ -58,6 +58,15 @@ def _finetune_settings(name: str, help: str) -> Section:
         Setting("threads", "int", 0, "torch CPU threads; 0 = torch's default", minimum=0),
         Setting("seed", "int", 0, "seed of the head, the data order and the random-init backbone", minimum=0),
         Setting("progress_bar", "bool", True, "show a progress bar on stderr"),
+        Setting("checkpoint_every", "int", 1, "epochs between resume points (in <metrics file>.resume/)", minimum=1),
+        Setting("checkpoint_minutes", "float", 0.0, "also a resume point after the first step that ends this many "
+                "minutes after the last one (mid-epoch too); 0 = off", minimum=0),
+        Setting("keep_resume_dir", "bool", False, "keep <metrics file>.resume/ (the last resume points, with the "
+                "trained weights, and steps.jsonl) after success instead of removing it"),
+        Setting("precision", "str", "fp32", "fp32, or bf16 (bf16 autocast, CUDA only; CPU runs stay fp32)",
+                choices=("fp32", "bf16")),
+        Setting("sync_bn", "bool", False, "under torchrun, SyncBatchNorm over all processes (CUDA only); false: "
+                "each BatchNorm sees its process's share of the batch, as in the paper"),
     ))
 
 

@@ -48,7 +48,8 @@ from hico_bench.evaluate.probe import check_test_classes, topk_accuracy
 from hico_bench.io import atomic_path
 from hico_bench.train import checkpoint as ckpt
 from hico_bench.train import distributed as dist
-from hico_bench.train.resume import EpochLoader, Interrupted, StopMonitor, gather_failures, ignore_stop_signals, report
+from hico_bench.train.resume import (EpochLoader, Interrupted, StopMonitor, gather_failures, ignore_stop_signals,
+                                     loader_iterator, report)
 
 FORMAT = "hico-bench-finetune-v1"
 STEPS_LOG = "steps.jsonl"
@@ -195,7 +196,7 @@ def finetune(checkpoint: str | None, manifest, model: dict[str, Any], settings: 
 
     net.train()  # lft too: the backbone's BatchNorm statistics keep updating (the official behaviour)
     steps_log = open(run_dir / STEPS_LOG, "a", buffering=1) if run_dir is not None and main else None
-    with monitor, steps_log or contextlib.nullcontext() as log:
+    with monitor, loader, steps_log or contextlib.nullcontext() as log:
         for epoch in range(start_epoch, s["epochs"]):
             train_set.set_epoch(epoch)
             if world > 1:
@@ -325,15 +326,16 @@ def _test_scores(net, test, clip_args, s, num_classes, device, *, autocast=None,
     summed = np.zeros((len(dataset), num_classes), dtype=np.float64)
     single = np.zeros_like(summed)
     centre = (views // 2) * s["test_crops"] + s["test_crops"] // 2  # middle clip, centre crop
-    for clips, _labels, index in loader:
-        b, v = clips.shape[:2]
-        with autocast or contextlib.nullcontext():
-            logits = net(clips.flatten(0, 1).to(device))
-        probs = F.softmax(logits.float(), dim=1).view(b, v, -1).cpu().numpy()
-        summed[index.numpy()] = probs.sum(1)
-        single[index.numpy()] = probs[:, centre]
-        if after_batch is not None:
-            after_batch()
+    with loader_iterator(loader) as batches:
+        for clips, _labels, index in batches:
+            b, v = clips.shape[:2]
+            with autocast or contextlib.nullcontext():
+                logits = net(clips.flatten(0, 1).to(device))
+            probs = F.softmax(logits.float(), dim=1).view(b, v, -1).cpu().numpy()
+            summed[index.numpy()] = probs.sum(1)
+            single[index.numpy()] = probs[:, centre]
+            if after_batch is not None:
+                after_batch()
     if world > 1:
         for idx, part_summed, part_single in dist.all_gather_object((mine, summed[mine], single[mine])):
             summed[idx] = part_summed

@@ -168,7 +168,8 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
 
     model.train()
     monitor = StopMonitor(s["checkpoint_minutes"], device=device)
-    with monitor, open(metrics_partial, "a", buffering=1) if dist.is_main() else contextlib.nullcontext() as log:
+    log_file = open(metrics_partial, "a", buffering=1) if dist.is_main() else contextlib.nullcontext()
+    with monitor, loader, log_file as log:
         for epoch in range(start_epoch, s["epochs"]):
             batches.set_epoch(epoch)
             first = start_batch if epoch == start_epoch else 0

@@ -21,6 +21,7 @@ Everything here is plain data and tensors, so that resume points load with ``tor
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import signal
 import threading
@@ -122,9 +123,30 @@ def gather_failures(failures: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 def ignore_stop_signals(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: workers ignore SIGTERM / SIGUSR1 (SLURM signals every process of a job step),
-    so that they keep serving the main process until it has written its resume point; they still exit with it."""
+    so that they keep serving the main process until it has written its resume point.
+
+    Such workers must be shut down through their loader (:func:`shut_down_workers`, :meth:`EpochLoader.close`):
+    ``multiprocessing`` ends leftover worker processes at interpreter exit with SIGTERM and then waits for them.
+    """
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+
+
+def shut_down_workers(iterator) -> None:
+    """Ask the worker processes of a DataLoader iterator to exit, and wait for them (no-op without workers)."""
+    shutdown = getattr(iterator, "_shutdown_workers", None)  # torch's own clean shutdown of its workers
+    if shutdown is not None:
+        shutdown()
+
+
+@contextlib.contextmanager
+def loader_iterator(loader: DataLoader) -> Iterator:
+    """``iter(loader)``, whose worker processes are shut down on leaving the context, also on an exception."""
+    iterator = iter(loader)
+    try:
+        yield iterator
+    finally:
+        shut_down_workers(iterator)
 
 
 class ResumableBatches(Sampler):
@@ -171,6 +193,7 @@ class EpochLoader:
     ``generator`` is the DataLoader's (worker base seeds; torch's global RNG when None); ``shuffle_generator`` the
     one ``batch_sampler`` shuffles with, if any. Per epoch: position the samplers / dataset for the epoch, then
     iterate :meth:`epoch`. :meth:`state` after a step (or at the end of an epoch) is what :meth:`resume` needs.
+    Use it as a context manager (or call :meth:`close`): leaving shuts its worker processes down.
     """
 
     def __init__(self, dataset, batch_sampler, *, num_workers: int = 0, generator: torch.Generator | None = None,
@@ -188,6 +211,19 @@ class EpochLoader:
     def __len__(self) -> int:
         return len(self.batches)
 
+    def __enter__(self) -> EpochLoader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Shut the worker processes down (a later :meth:`epoch` starts new ones)."""
+        if self.loader._iterator is not None:  # the persistent iterator the DataLoader keeps between epochs
+            shut_down_workers(self.loader._iterator)
+            self.loader._iterator = None
+        self._created = False
+
     def _base_state(self) -> torch.Tensor:
         return torch.get_rng_state() if self.generator is None else self.generator.get_state()
 
@@ -201,6 +237,8 @@ class EpochLoader:
         """An iterator over the current epoch's batches from batch number ``start`` (counted from 0) on."""
         pending, self._pending = self._pending, None
         if pending is not None:
+            if pending["fresh"]:  # the interrupted run created this iterator here too, from the RNG as it was
+                set_rng_state(pending["rng"])
             self._set_base_state(pending["loader_rng"])
             self.batches.shuffle_state = pending["shuffle_rng"]
         if not (self._persistent and self._created):
@@ -208,17 +246,17 @@ class EpochLoader:
         self.batches.skip = start
         iterator = iter(self.loader)
         self._created = True
-        if pending is not None:
+        if pending is not None and not pending["fresh"]:  # undo this iterator's draw, which that run did earlier
             set_rng_state(pending["rng"])
         return iterator
 
     def state(self, epoch_done: bool) -> dict[str, Any]:
         """What :meth:`resume` needs to continue after the last batch taken (``epoch_done``: it ended the epoch)."""
         reused = self._persistent and self._created  # the next epoch reuses this iterator: no new base seed
-        if epoch_done:
-            return {"loader_rng": self._iter_state if reused else self._base_state(),
-                    "shuffle_rng": self.batches.generator_state() if reused else None}
-        return {"loader_rng": self._iter_state, "shuffle_rng": self.batches.epoch_shuffle_state}
+        if epoch_done and not reused:  # the next epoch's iterator draws from the base RNG as it is now
+            return {"loader_rng": self._base_state(), "shuffle_rng": None, "fresh": True}
+        return {"loader_rng": self._iter_state, "fresh": False,
+                "shuffle_rng": self.batches.generator_state() if epoch_done else self.batches.epoch_shuffle_state}
 
     def resume(self, state: dict[str, Any], rng: dict[str, Any]) -> None:
         """Make the next :meth:`epoch` call continue as the run that wrote ``state`` (from :meth:`state`) did; every

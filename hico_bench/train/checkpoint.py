@@ -38,11 +38,6 @@ def resume_point_path(run_dir: str | Path, epoch: int, batch: int = 0) -> Path:
     return Path(run_dir) / f"{name}.pt"
 
 
-def epoch_checkpoint_path(run_dir: str | Path, epoch: int) -> Path:
-    """The resume point at the end of epoch ``epoch`` (counted from 1)."""
-    return resume_point_path(run_dir, epoch)
-
-
 def resume_dir_for(out: str | Path) -> Path:
     """The run folder of a job whose one output is the file ``out``: ``out`` without its suffix, plus ``.resume``
     (``results/eval/.../splits/ft_ucf101_split1.json`` -> ``.../splits/ft_ucf101_split1.resume``)."""

@@ -319,7 +319,6 @@ def _check_resumable(path: Path, state: dict, s: dict, world: int, out_dir: Path
 _MISSING = object()
 
 
-
 def _truncate_metrics(path: Path, step: int) -> None:
     """Keep the metric lines up to ``step`` (those after it are repeated by the resumed run)."""
     if not path.exists():

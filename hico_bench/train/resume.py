@@ -13,8 +13,10 @@ does. A shuffling sampler then draws the epoch's permutation (fine-tuning's ``Ra
 generator; ``DistributedSampler`` from ``(seed, epoch)`` alone). :class:`EpochLoader` records the RNG state the base
 seed was drawn from and, through :class:`ResumableBatches`, the generator state the permutation was drawn from, and
 skips the batches already trained on. Re-entering with those states recreates the same worker seeds, the same
-permutation and so the same remaining batches; the trainer then restores every global RNG to its state at the step
-boundary. Without an interruption nothing is drawn or reordered: the data order is the plain DataLoader's.
+permutation and so the same remaining batches, and every global RNG (Python, NumPy, torch, CUDA) continues from its
+state at the step boundary (after the iterator's draw where the interrupted run had drawn it before that boundary,
+before it at the end of an epoch whose next iterator that run would have created anew). Without an interruption
+nothing is drawn or reordered: the data order is the plain DataLoader's.
 
 Everything here is plain data and tensors, so that resume points load with ``torch.load(..., weights_only=True)``.
 """

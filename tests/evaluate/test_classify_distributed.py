@@ -72,8 +72,9 @@ def worker(rank, port, manifest_csv, out):
     writes, real_write = [], hico_bench.io.write_json
     hico_bench.io.write_json = lambda path, obj: (writes.append(str(path)), real_write(path, obj))
     status = main([*args, "--settings", json.dumps(FT)])
-    torch.save({"status": status, "sync_status": sync_status, "errors": errors.getvalue(), "grads": first_grads, "writes": writes, "summed": torch.from_numpy(summed),
-                "single": torch.from_numpy(single)}, f"{out}.rank{rank}.pt")
+    torch.save({"status": status, "sync_status": sync_status, "errors": errors.getvalue(), "grads": first_grads,
+                "writes": writes, "summed": torch.from_numpy(summed), "single": torch.from_numpy(single)},
+               f"{out}.rank{rank}.pt")
 
 
 def free_port():

@@ -164,14 +164,14 @@ def _pretrain_args(p):
 @command("pretrain", "pretrain a backbone with HiCo or one of its ablations (resumes automatically)", _pretrain_args)
 def pretrain(args):
     from hico_bench.io import write_json
-    from hico_bench.train.distributed import is_main
+    from hico_bench.train.distributed import is_main_process
     from hico_bench.train.loop import pretrain as run
     from hico_bench.train.loop import resolve_settings
 
     settings = parse_settings(args.settings)
     resolve_settings(settings)  # every mistake is reported before anything is written (incl. impossible variants)
     identity = _identity(args)
-    if identity is not None and is_main():
+    if identity is not None and is_main_process():
         write_json(f"{args.out_dir}/run.json", identity)
     run(args.manifest, args.out_dir, settings)
 
@@ -227,12 +227,18 @@ def _task_command(task):
             extra = float(feats["seconds"])
         else:
             from hico_bench.data.manifest import read_manifest
+            from hico_bench.train.checkpoint import resume_dir_for
 
             model = _model(args)
+            extra_args = {"resume_dir": resume_dir_for(args.out)} if task.long_training else {}
             result = fn(_checkpoint(args.checkpoint), read_manifest(args.manifest), model, settings,
-                        where=args.manifest, checkpoint_format=args.checkpoint_format)
+                        where=args.manifest, checkpoint_format=args.checkpoint_format, **extra_args)
             extra = 0.0
-        _write_metrics(args, task.name, args.dataset, args.split, model, result, time.perf_counter() - t0 + extra)
+        from hico_bench.train.distributed import is_main_process
+
+        if is_main_process():  # under torchrun every process has the result; one writes it
+            _write_metrics(args, task.name, args.dataset, args.split, model, result,
+                           time.perf_counter() - t0 + extra)
 
     return run
 

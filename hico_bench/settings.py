@@ -395,6 +395,8 @@ RUNTIME = Section("runtime", "how a training job runs (none of these changes a r
     Setting("cache_frames", "bool", False, "decode each video once per worker and keep its frames in memory "
             "(tiny datasets only)"),
     Setting("checkpoint_every", "int", 1, "epochs between resume points", minimum=1),
+    Setting("checkpoint_minutes", "float", 0.0, "also a resume point after the first step that ends this many minutes "
+            "after the last one (mid-epoch too); 0 = off", minimum=0),
     Setting("precision", "str", "fp32", "fp32, or bf16 (bf16 autocast, CUDA only)", choices=("fp32", "bf16")),
     Setting("device", "str", "auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda")),
     Setting("threads", "int", 0, "torch CPU threads; 0 = torch's default", minimum=0),

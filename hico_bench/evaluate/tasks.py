@@ -6,8 +6,9 @@ table. A task reads one of:
 
 * ``features``: the frozen per-video features cached by ``hico-bench features`` (``.npz``: ``train_x``,
   ``train_y``, ``train_ids``, ``test_x``, ...). Its function is ``run(features, settings, where) -> result``.
-* ``videos``: the dataset's manifest and the checkpoint (it trains on clips). Its function is
-  ``run(checkpoint, manifest, model, settings, where) -> result``; such a task can use a GPU.
+* ``videos``: the dataset's manifest and the checkpoint (it runs the backbone on clips). Its function is
+  ``run(checkpoint, manifest, model, settings, where, checkpoint_format=...) -> result`` (a ``long_training`` task
+  also takes ``resume_dir=``, where it keeps its resume points); such a task can use a GPU.
 
 ``result`` is ``{"metrics": {name: percent}, "protocol": {...}}``; the verb adds what was evaluated and the time.
 
@@ -33,7 +34,8 @@ class Task:
     headline: str                     # the metric the ablation table shows
     column: str                       # the ablation table's column label, before the dataset's name
     options: Mapping[str, Any] = field(default_factory=dict)  # fixed keyword arguments of the function
-    distributed: bool = False         # a task on videos that runs under torchrun with DDP on downstream.gpus GPUs
+    long_training: bool = False       # a task on videos that trains for many epochs: it runs under torchrun with DDP
+                                      # on downstream.gpus GPUs and keeps resume points (its function takes resume_dir)
     protocol: str = ""                # one sentence: how the headline is measured (the tables' notes)
 
     def runner(self) -> Callable[..., dict[str, Any]]:
@@ -60,6 +62,15 @@ def _finetune_settings(name: str, help: str) -> Section:
         Setting("threads", "int", 0, "torch CPU threads; 0 = torch's default", minimum=0),
         Setting("seed", "int", 0, "seed of the head, the data order and the random-init backbone", minimum=0),
         Setting("progress_bar", "bool", True, "show a progress bar on stderr"),
+        Setting("checkpoint_every", "int", 1, "epochs between resume points (in <metrics file>.resume/)", minimum=1),
+        Setting("checkpoint_minutes", "float", 0.0, "also a resume point after the first step that ends this many "
+                "minutes after the last one (mid-epoch too); 0 = off", minimum=0),
+        Setting("keep_resume_dir", "bool", False, "keep <metrics file>.resume/ (the last resume points, with the "
+                "trained weights, and steps.jsonl) after success instead of removing it"),
+        Setting("precision", "str", "fp32", "fp32, or bf16 (bf16 autocast, CUDA only; CPU runs stay fp32)",
+                choices=("fp32", "bf16")),
+        Setting("sync_bn", "bool", False, "under torchrun, SyncBatchNorm over all processes (CUDA only); false: "
+                "each BatchNorm sees its process's share of the batch, as in the paper"),
     ))
 
 
@@ -67,14 +78,14 @@ TASKS: dict[str, Task] = {
     "ft": Task(
         "ft", "full fine-tuning: every layer trained with a new linear head (HiCo's FT)", "videos",
         _finetune_settings("ft", "full fine-tuning"), "hico_bench.evaluate.classify:finetune", "top1",
-        "FT top-1", options={"mode": "ft"}, distributed=True,
+        "FT top-1", options={"mode": "ft"}, long_training=True,
         protocol="every layer trained with a new linear head; top-1 of the softmax scores summed over the test "
         "clips x crops of each test video (10 x 1 by default)"),
     "lft": Task(
         "lft", "HiCo's linear evaluation: only the new linear head is optimised while the backbone's BatchNorm "
         "statistics keep updating (the official behaviour)", "videos",
         _finetune_settings("lft", "HiCo's linear evaluation"), "hico_bench.evaluate.classify:finetune", "top1",
-        "LFT top-1", options={"mode": "lft"}, distributed=True,
+        "LFT top-1", options={"mode": "lft"}, long_training=True,
         protocol="HiCo's linear evaluation: only a new linear head is optimised while the backbone's BatchNorm "
         "statistics keep updating; tested as FT"),
     "probe": Task(

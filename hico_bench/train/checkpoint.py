@@ -5,8 +5,14 @@ the optimiser, the step and epoch, the run's settings and every RNG state (Pytho
 a run killed mid-epoch and resumed from it ends with the same weights as an uninterrupted one.
 
 Files of one run folder:
-- ``checkpoint_epoch_NNNN.pt`` every ``checkpoint_every`` epochs (the resume points; only the newest few are kept),
-- ``checkpoint_last.pt`` once, at the end: the run's declared output, so its presence means the run finished.
+- resume points (only the newest few are kept): ``checkpoint_epoch_NNNN.pt`` after NNNN whole epochs (every
+  ``checkpoint_every`` epochs, and at the end of training), and ``checkpoint_epoch_NNNN_batch_BBBBBB.pt`` after NNNN
+  whole epochs and BBBBBB batches of the next one (written when a stop signal arrives mid-epoch, or every
+  ``checkpoint_minutes``); the newest is the one furthest into the run;
+- ``checkpoint_last.pt`` once, at the end of pretraining: the run's declared output, so its presence means the run
+  finished.
+
+Fine-tuning keeps its resume points in the folder :func:`resume_dir_for` derives from its metrics file.
 """
 
 from __future__ import annotations
@@ -22,12 +28,21 @@ import torch
 from hico_bench.errors import UserError
 from hico_bench.io import atomic_path
 
-EPOCH_FILE = re.compile(r"^checkpoint_epoch_(\d{4,})\.pt$")
+RESUME_FILE = re.compile(r"^checkpoint_epoch_(\d{4,})(?:_batch_(\d{6,}))?\.pt$")
 LAST = "checkpoint_last.pt"
 
 
-def epoch_checkpoint_path(run_dir: str | Path, epoch: int) -> Path:
-    return Path(run_dir) / f"checkpoint_epoch_{epoch:04d}.pt"
+def resume_point_path(run_dir: str | Path, epoch: int, batch: int = 0) -> Path:
+    """The resume point after ``epoch`` whole epochs and ``batch`` batches of the next one."""
+    name = f"checkpoint_epoch_{epoch:04d}" + (f"_batch_{batch:06d}" if batch else "")
+    return Path(run_dir) / f"{name}.pt"
+
+
+def resume_dir_for(out: str | Path) -> Path:
+    """The run folder of a job whose one output is the file ``out``: ``out`` without its suffix, plus ``.resume``
+    (``results/eval/.../splits/ft_ucf101_split1.json`` -> ``.../splits/ft_ucf101_split1.resume``)."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.resume")
 
 
 def rng_state() -> dict[str, Any]:
@@ -83,18 +98,24 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise UserError(f"checkpoint {path} cannot be read ({exc.__class__.__name__}: {exc}).") from None
 
 
-def newest_resume_point(run_dir: str | Path) -> Path | None:
-    """The epoch checkpoint with the highest epoch in ``run_dir`` (complete by construction), or None."""
-    run_dir = Path(run_dir)
+def _resume_points(run_dir: Path) -> list[tuple[tuple[int, int], Path]]:
+    """``((epoch, batch), path)`` of every resume point in ``run_dir``, oldest first."""
     if not run_dir.is_dir():
-        return None
-    found = [(int(m.group(1)), p) for p in run_dir.iterdir() if (m := EPOCH_FILE.match(p.name))]
-    return max(found)[1] if found else None
+        return []
+    found = []
+    for p in run_dir.iterdir():
+        if m := RESUME_FILE.match(p.name):
+            found.append(((int(m.group(1)), int(m.group(2) or 0)), p))
+    return sorted(found)
+
+
+def newest_resume_point(run_dir: str | Path) -> Path | None:
+    """The resume point furthest into the run in ``run_dir`` (complete by construction), or None."""
+    found = _resume_points(Path(run_dir))
+    return found[-1][1] if found else None
 
 
 def prune_resume_points(run_dir: str | Path, keep: int = 2) -> None:
-    """Delete all but the ``keep`` newest epoch checkpoints."""
-    run_dir = Path(run_dir)
-    found = sorted((int(m.group(1)), p) for p in run_dir.iterdir() if (m := EPOCH_FILE.match(p.name)))
-    for _, p in found[:-keep]:
+    """Delete all but the ``keep`` newest resume points."""
+    for _, p in _resume_points(Path(run_dir))[:-keep]:
         p.unlink(missing_ok=True)

@@ -51,6 +51,14 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def is_main_process() -> bool:
+    """True on the process that writes a job's outputs: rank 0 of the process group, and, before the group exists or
+    after it is destroyed, the process torchrun started with RANK 0 (any process started without torchrun)."""
+    if is_initialized():
+        return rank() == 0
+    return "RANK" not in os.environ or _env_int("RANK") == 0
+
+
 def gather_with_grad(x: Tensor) -> Tensor:
     """All-gather ``x`` (same shape on every rank) along dim 0, rank order; only this rank's rows keep gradient.
 
@@ -68,15 +76,6 @@ def gather_with_grad(x: Tensor) -> Tensor:
     dist.all_gather(parts, x.detach().contiguous())
     parts[rank()] = x
     return torch.cat(parts, dim=0)
-
-
-def all_reduce_mean(x: Tensor) -> Tensor:
-    """The mean of ``x`` over ranks (a detached copy; ``x`` itself when not distributed), for logging."""
-    if world_size() == 1:
-        return x
-    y = x.detach().clone()
-    dist.all_reduce(y, op=dist.ReduceOp.SUM)
-    return y / world_size()
 
 
 def all_gather_object(obj: Any) -> list[Any]:

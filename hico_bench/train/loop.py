@@ -3,14 +3,21 @@
 One run = one settings dict (declared in :data:`hico_bench.settings.PRETRAIN`; the variants of the paper's grid are
 configurations of it, see :data:`hico_bench.method.VARIANTS`) and one manifest. Outputs in ``out_dir``:
 ``checkpoint_last.pt`` (at the end), ``metrics.jsonl`` (one JSON line per step, at the end), resume points
-``checkpoint_epoch_NNNN.pt`` and ``metrics.partial.jsonl`` while running, ``quarantine.csv`` for videos that failed
-to decode during training.
+(:mod:`hico_bench.train.checkpoint`) and ``metrics.partial.jsonl`` while running, ``quarantine.csv`` for videos that
+failed to decode during training (gathered from every process).
 
 Determinism: the data order comes from ``(seed, epoch)``, each item's clips and augmentations from
 ``(seed, epoch, index)``, and the training progress that drives gradual sampling from the position of the batch in
 the run. The batch sampler hands ``(index, epoch, progress)`` to the dataset, so the loader's worker processes see the
 exact progress of the iteration that will consume the item, in-process and without files or races. A run resumed
 from a checkpoint therefore repeats the interrupted epoch exactly.
+
+Interruptions (:mod:`hico_bench.train.resume`): a run rerun in the same ``out_dir`` continues from its newest resume
+point. Resume points are written every ``checkpoint_every`` epochs, every ``checkpoint_minutes`` (mid-epoch too), and
+when SIGTERM or SIGUSR1 arrives: the current step finishes, the resume point is written at that step boundary and the
+process exits with status 128 + the signal number (143 for SIGTERM). A mid-epoch resume point holds the batch
+position in the epoch and the loader's RNG states, so the resumed run trains on exactly the batches the
+uninterrupted one would have.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import dataclasses
 import json
 import os
 import random
+import signal
 import sys
 import time
 from pathlib import Path
@@ -27,12 +35,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DistributedSampler
 
 from hico_bench.errors import UserError
 from hico_bench.io import atomic_path, write_quarantine
 from hico_bench.train import checkpoint as ckpt
 from hico_bench.train import distributed as dist
+from hico_bench.train.resume import EpochLoader, Interrupted, StopMonitor, gather_failures, report
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite."""
@@ -70,6 +79,8 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
     dist.setup_from_env()
     world, rank = dist.world_size(), dist.rank()
     device = _device(s["device"])
+    if s["sync_bn"] and world > 1 and device.type != "cuda":
+        raise UserError("pretrain.sync_bn needs CUDA (torch's SyncBatchNorm); set it to false for CPU processes.")
     if s["threads"]:
         torch.set_num_threads(s["threads"])
     if s["deterministic"]:
@@ -99,28 +110,31 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
     # ---- resume
-    start_epoch, step = 0, 0
+    start_epoch, start_batch, step = 0, 0, 0
+    failures: list[tuple[str, str]] = []
     metrics_partial = out_dir / "metrics.partial.jsonl"
     resume = ckpt.newest_resume_point(out_dir)
     if resume is not None:
         state = ckpt.load_checkpoint(resume)
-        if state["settings"] != _comparable(s):
-            raise UserError(
-                f"{resume} was written with other settings than this run's; delete {out_dir} to start afresh."
-            )
+        _check_resumable(resume, state, s, world, out_dir)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        start_epoch, step = state["epoch"], state["step"]
-        ckpt.set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
+        start_epoch, start_batch, step = state["epoch"], state.get("batch", 0), state["step"]
+        failures = [tuple(f) for f in state.get("failures", [])]
+        if "loader" in state and start_epoch < s["epochs"]:
+            loader.resume(state["loader"][rank], state["rng"][rank])
+        else:  # nothing left to train, or written before resume points recorded the loader (epoch boundaries)
+            ckpt.set_rng_state(state["rng"][rank])
         _truncate_metrics(metrics_partial, step)
         if dist.is_main():
-            print(f"hico-bench pretrain: resuming {out_dir.name} from epoch {start_epoch} (step {step}).",
+            where = f"epoch {start_epoch}" + (f", batch {start_batch}" if start_batch else "")
+            print(f"hico-bench pretrain: resuming {out_dir.name} from {where} (step {step}).",
                   file=sys.stderr, flush=True)
     elif dist.is_main():
         metrics_partial.unlink(missing_ok=True)
 
     # ---- train
-    iters = len(batches)
+    iters = len(loader)
     total_steps = iters * s["epochs"]
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (
         s["precision"] == "bf16" and device.type == "cuda") else contextlib.nullcontext()
@@ -129,13 +143,39 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
         from tqdm import tqdm
 
         bar = tqdm(total=total_steps, initial=step, desc=f"pretrain {out_dir.name}", unit="step", dynamic_ncols=True)
-    failures: list[tuple[str, str]] = []
+
+    def save_resume_point(epoch_done: int, batch: int) -> Path:
+        """A resume point after ``epoch_done`` epochs and ``batch`` batches (every rank: gathers RNG states)."""
+        state = _state(model, optimizer, epoch_done, step, s, world)
+        state.update(batch=batch, loader=dist.all_gather_object(loader.state(epoch_done=batch == 0)),
+                     failures=[list(f) for f in gather_failures(failures)])
+        path = ckpt.resume_point_path(out_dir, epoch_done, batch)
+        if dist.is_main():
+            log.flush()
+            ckpt.save_checkpoint(path, state)
+            ckpt.prune_resume_points(out_dir)
+        monitor.wrote_resume_point()
+        return path
+
+    def stop(signum: int, path: Path) -> None:
+        if bar is not None:
+            bar.close()
+        if dist.is_main():
+            report(f"hico-bench pretrain: stopped by {signal.Signals(signum).name} after step {step}; resume point "
+                   f"{path}; run the same command again to continue.")
+        dist.cleanup()
+        raise Interrupted(signum)
+
     model.train()
-    with open(metrics_partial, "a", buffering=1) if dist.is_main() else contextlib.nullcontext() as log:
+    monitor = StopMonitor(s["checkpoint_minutes"], device=device)
+    log_file = open(metrics_partial, "a", buffering=1) if dist.is_main() else contextlib.nullcontext()
+    with monitor, loader, log_file as log:
         for epoch in range(start_epoch, s["epochs"]):
             batches.set_epoch(epoch)
+            first = start_batch if epoch == start_epoch else 0
+            request = None
             t_ready = time.perf_counter()
-            for it, (clips, _index) in enumerate(loader):
+            for it, (clips, _index) in enumerate(loader.epoch(first), start=first):
                 t_data = time.perf_counter()
                 epoch_f = epoch + it / iters
                 lr = lr_schedule.lr_at(epoch_f)
@@ -174,16 +214,20 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
                     if bar is not None:
                         bar.set_postfix(loss=f"{record['loss']:.3f}", clips_s=f"{clips_per_s:.0f}")
                         bar.update(1)
+                request = monitor.check()
+                if request is not None and it + 1 < iters:  # mid-epoch; the epoch's last batch is handled below
+                    path = save_resume_point(epoch, it + 1)
+                    if request != "time":
+                        stop(request, path)
                 t_ready = time.perf_counter()
-            if (epoch + 1) % s["checkpoint_every"] == 0 or epoch + 1 == s["epochs"]:
-                state = _state(model, optimizer, epoch + 1, step, s, world)  # every rank: gathers RNG states
-                if dist.is_main():
-                    log.flush()
-                    ckpt.save_checkpoint(ckpt.epoch_checkpoint_path(out_dir, epoch + 1), state)
-                    ckpt.prune_resume_points(out_dir)
+            if (epoch + 1) % s["checkpoint_every"] == 0 or epoch + 1 == s["epochs"] or request is not None:
+                path = save_resume_point(epoch + 1, 0)
+                if request not in (None, "time"):
+                    stop(request, path)
     if bar is not None:
         bar.close()
     state = _state(model, optimizer, s["epochs"], step, s, world)
+    failures = gather_failures(failures)
     if dist.is_main():
         _report_failures(out_dir / "quarantine.csv", failures)
         ckpt.save_checkpoint(last_path, state)
@@ -231,10 +275,7 @@ def _pretrain_data(manifest_path, s: dict[str, Any], world: int, rank: int, devi
     batches = ProgressBatchSampler(sampler, s["batch_videos"], s["epochs"])
     if len(batches) == 0:
         raise UserError(f"batch_videos {s['batch_videos']} leaves no full batch in {manifest_path}.")
-    loader = DataLoader(
-        dataset, batch_sampler=batches, num_workers=s["num_workers"], pin_memory=device.type == "cuda",
-        persistent_workers=s["num_workers"] > 0,
-    )
+    loader = EpochLoader(dataset, batches, num_workers=s["num_workers"], pin_memory=device.type == "cuda")
     return dataset, schedule, batches, loader
 
 
@@ -256,11 +297,26 @@ def _state(model, optimizer, epoch: int, step: int, s: dict, world: int) -> dict
 
 
 #: Settings that may change between a run and its resumption without changing the result.
-RUNTIME_ONLY = ("num_workers", "progress_bar", "device", "threads")
+RUNTIME_ONLY = ("num_workers", "progress_bar", "device", "threads", "checkpoint_every", "checkpoint_minutes")
 
 
 def _comparable(s: dict) -> dict:
     return {k: v for k, v in s.items() if k not in RUNTIME_ONLY}
+
+
+def _check_resumable(path: Path, state: dict, s: dict, world: int, out_dir: Path) -> None:
+    """A resume point written with other settings, or by another number of processes, is refused."""
+    theirs, ours = _comparable(state["settings"]), _comparable(s)
+    changed = sorted(k for k in set(theirs) | set(ours) if theirs.get(k, _MISSING) != ours.get(k, _MISSING))
+    if changed:
+        raise UserError(f"{path} was written with other settings than this run's ({', '.join(changed)}); "
+                        f"delete {out_dir} to start afresh.")
+    if len(state["rng"]) != world:
+        raise UserError(f"{path} was written by {len(state['rng'])} processes and this run has {world}; resume it "
+                        f"with {len(state['rng'])}, or delete {out_dir} to start afresh.")
+
+
+_MISSING = object()
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -273,7 +329,6 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 
 def _report_failures(path: Path, failures: list[tuple[str, str]]) -> None:
-    failures = sorted(set(failures))
     write_quarantine(path, failures)
     if failures:
         print(f"hico-bench pretrain: {len(failures)} videos failed to decode and were skipped; see {path}.",

@@ -1,6 +1,7 @@
 """The pretraining loop end to end on tiny real videos: outputs, resume after SIGKILL, NaN handling, bad input."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -103,6 +104,55 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(manifest, tmp_path):
     assert [m["step"] for m in read_metrics(run_dir)] == list(range(1, 13))
     losses = [m["loss"] for m in read_metrics(run_dir)]
     assert losses == [m["loss"] for m in read_metrics(tmp_path / "uninterrupted")]
+
+
+STOPPABLE = {**SETTINGS, "batch_videos": 2, "num_workers": 1}  # 4 steps per epoch, 8 in all
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(manifest, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    return pretrain(manifest, run_dir, STOPPABLE), run_dir
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
+def test_a_signal_mid_epoch_stops_at_the_step_boundary_and_the_rerun_matches(manifest, uninterrupted, signum,
+                                                                            tmp_path, monkeypatch):
+    import hico_bench.method as method
+
+    settings = STOPPABLE
+    reference, reference_dir = uninterrupted
+    real, calls = method.hico_loss, {"n": 0}
+
+    def loss_then_signal(*args, **kwargs):  # the signal arrives during step 6 (epoch 1, batch 2)
+        calls["n"] += 1
+        if calls["n"] == 6:
+            os.kill(os.getpid(), signum)
+        return real(*args, **kwargs)
+
+    run_dir = tmp_path / "stopped"
+    monkeypatch.setattr(method, "hico_loss", loss_then_signal)
+    with pytest.raises(SystemExit) as stopped:
+        pretrain(manifest, run_dir, settings)
+    monkeypatch.undo()
+    assert stopped.value.code == 128 + signum  # 143 for SIGTERM, 138 for SIGUSR1
+    assert not (run_dir / "checkpoint_last.pt").exists()
+    point = run_dir / "checkpoint_epoch_0001_batch_000002.pt"  # step 6 finished, then the resume point
+    assert point.exists() and torch.load(point, weights_only=True)["step"] == 6
+    assert len((run_dir / "metrics.partial.jsonl").read_text().splitlines()) == 6
+
+    with pytest.raises(UserError, match=r"was written with other settings than this run's \(base_lr\); delete"):
+        pretrain(manifest, run_dir, {**settings, "base_lr": 0.002})
+    # runtime-only settings may change; checkpoint_minutes ~0 writes a resume point after every step (changes nothing)
+    pretrain(manifest, run_dir, {**settings, "checkpoint_minutes": 1e-9})
+    a = torch.load(reference, weights_only=True)
+    b = torch.load(run_dir / "checkpoint_last.pt", weights_only=True)
+    assert a["step"] == b["step"] == 8
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key  # bit-exact
+    assert torch.equal(a["rng"][0]["torch"], b["rng"][0]["torch"])  # the RNG went on as in the uninterrupted run
+    assert read_metrics(run_dir) == [{**m, "clips_per_s": n["clips_per_s"], "data_wait_frac": n["data_wait_frac"]}
+                                     for m, n in zip(read_metrics(reference_dir), read_metrics(run_dir))]
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(manifest, tmp_path, monkeypatch):

@@ -105,10 +105,10 @@ def task_settings_json(wildcards):
 
 
 def task_gpus(wildcards):
-    """GPUs of a task on videos: downstream.gpus for the distributed ones (ft, lft: torchrun + DDP), one for the
+    """GPUs of a task on videos: downstream.gpus for the long training ones (ft, lft: torchrun + DDP), one for the
     others when downstream.gpus is at least 1."""
     gpus = evaluations(wildcards).gpus
-    return gpus if TASKS[wildcards.task].distributed else min(gpus, 1)
+    return gpus if TASKS[wildcards.task].long_training else min(gpus, 1)
 
 
 def export_threads(wildcards):

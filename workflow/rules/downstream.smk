@@ -75,7 +75,7 @@ rule task_on_videos:
     conda:
         "../envs/hico-bench.yaml"
     shell:
-        "{params.launcher} {wildcards.task} {params.checkpoint} --manifest {input.manifest:q} --model {params.model:q}"
+        "trap '' TERM; {params.launcher} {wildcards.task} {params.checkpoint} --manifest {input.manifest:q} --model {params.model:q}"
         " --run {params.identity:q} --dataset {wildcards.dataset} --split {wildcards.split}"
         " --settings {params.settings:q} --out {output:q} 2> >(tee {log:q} >&2)"
 

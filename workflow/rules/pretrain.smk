@@ -23,5 +23,5 @@ rule pretrain:
     conda:
         "../envs/hico-bench.yaml"
     shell:
-        "{params.launcher} pretrain --manifest {input.manifest:q} --out-dir {params.out_dir:q}"
+        "trap '' TERM; {params.launcher} pretrain --manifest {input.manifest:q} --out-dir {params.out_dir:q}"
         " --settings {params.settings:q} --run {params.identity:q} 2> >(tee {log:q} >&2)"

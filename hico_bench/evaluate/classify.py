@@ -74,7 +74,7 @@ def finetune(checkpoint: str | None, manifest, model: dict[str, Any], settings: 
     from hico_bench.data.datasets import ClipDataset
     from hico_bench.evaluate.features import load_backbone
     from hico_bench.models.heads import ClassifierModel
-    from hico_bench.train.optim import WarmupCosine, build_optimizer, set_lr
+    from hico_bench.train.optim import WarmupCosine, set_lr
 
     from hico_bench.evaluate.tasks import TASKS
     from hico_bench.settings import MODEL
@@ -118,7 +118,7 @@ def finetune(checkpoint: str | None, manifest, model: dict[str, Any], settings: 
     if world > 1:
         train_net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = build_optimizer(trainable, "adam", lr=s["lr"], weight_decay=s["weight_decay"])
+    optimizer = _optimizer(trainable, s)
     schedule = WarmupCosine(s["lr"], s["epochs"], s["warmup_epochs"], s["warmup_start_lr"])
 
     clip_args = dict(frames=model["frames"], sampling_rate=model["sampling_rate"], target_fps=model["target_fps"],
@@ -341,3 +341,18 @@ def _test_scores(net, test, clip_args, s, num_classes, device, *, autocast=None,
             summed[idx] = part_summed
             single[idx] = part_single
     return summed, single
+
+
+def _optimizer(trainable: torch.nn.Module, s: dict[str, Any]) -> torch.optim.Optimizer:
+    """Adam with coupled L2 decay (the official recipe), or timm's AdamW, with layer-wise lr decay when asked."""
+    from hico_bench.train.optim import build_optimizer
+
+    if s["layer_decay"] is not None and s["optimizer"] != "adamw":
+        raise UserError("layer_decay needs optimizer: adamw (timm's layer-wise lr decay).")
+    if s["optimizer"] == "adam":
+        return build_optimizer(trainable, "adam", lr=s["lr"], weight_decay=s["weight_decay"])
+    from timm.optim import create_optimizer_v2
+
+    return create_optimizer_v2(trainable, "adamw", lr=s["lr"], weight_decay=s["weight_decay"],
+                               layer_decay=s["layer_decay"])
+

@@ -53,7 +53,12 @@ def _finetune_settings(name: str, help: str) -> Section:
         Setting("batch_size", "int", 128, "clips per step (global)", minimum=1),
         Setting("lr", "float", 0.002, "Adam learning rate (paper: 0.002 UCF101, 0.001 HMDB51)", minimum=0),
         Setting("warmup_start_lr", "float", 2e-4, "learning rate at the start of the warm-up", minimum=0),
-        Setting("weight_decay", "float", 1e-3, "coupled L2 weight decay (not on BatchNorm and biases)", minimum=0),
+        Setting("optimizer", "str", "adam", "adam: the official recipe (Adam, coupled L2 weight decay); adamw: timm's "
+                "AdamW (decoupled decay), as ViT fine-tuning (VideoMAE) uses", choices=("adam", "adamw")),
+        Setting("weight_decay", "float", 1e-3, "weight decay (not on BatchNorm, LayerNorm and biases)", minimum=0),
+        Setting("layer_decay", "float", None, "layer-wise lr decay with adamw, for backbones made of layers (the "
+                "ViTs): layer i of L gets lr x layer_decay^(L + 1 - i), the head the full lr (VideoMAE: 0.75 for "
+                "ViT-B); null = none", minimum=1e-6, maximum=1, nullable=True),
         Setting("dropout", "float", 0.0, "dropout before the linear head", minimum=0, maximum=1),
         Setting("test_views", "int", 10, "test clips per video, uniformly spaced (HiCo's protocol)", minimum=1),
         Setting("test_crops", "int", 1, "1 (centre) or 3 (left, centre, right) test crops", choices=(1, 3)),

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hico_bench.errors import UserError
+
 HEAD_BN_EPS = 1e-3
 
 
@@ -65,9 +67,12 @@ class TopicalPredictor(nn.Module):
 
 
 class ClassifierModel(nn.Module):
-    """Backbone (pooled features) -> dropout -> Linear ``head`` (the official fine-tuning head ``BaseHead``: pooling, dropout, Linear).
+    """Backbone (pooled features) -> dropout -> Linear ``head`` (the official fine-tuning head ``BaseHead``: pooling,
+    dropout, Linear).
 
-    ``forward`` returns logits; softmax is left to evaluation.
+    ``forward`` returns logits; softmax is left to evaluation. With a backbone that has layers in timm's sense
+    (``group_matcher``: the ViTs), :meth:`group_matcher` puts the head in the last layer, so that timm's layer-wise
+    lr decay gives it the full lr, as VideoMAE's fine-tuning does.
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.0) -> None:
@@ -78,3 +83,11 @@ class ClassifierModel(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.dropout(self.backbone(x)))
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        if not hasattr(self.backbone, "group_matcher"):
+            raise UserError(f"layer-wise lr decay needs a backbone made of layers (vit_s16, vit_b16); "
+                            f"{getattr(self.backbone, 'backbone_name', type(self.backbone).__name__)} is not.")
+        groups = dict(self.backbone.group_matcher(coarse, prefix="backbone."))
+        groups["norm"] = groups["norm"] + "|^head"
+        return groups

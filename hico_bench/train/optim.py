@@ -187,6 +187,7 @@ class WarmupCosine:
 
 
 def set_lr(optimizer: Optimizer, lr: float) -> None:
-    """Set every parameter group's lr to ``lr``."""
+    """Set every parameter group's lr to ``lr`` (times the group's ``lr_scale``, which timm's layer-wise lr decay
+    gives each layer's group)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)

@@ -138,3 +138,30 @@ def test_a_job_killed_mid_epoch_resumes_through_the_cli_to_the_same_weights_and_
     written = json.loads(out.read_text())
     assert written["task"] == "ft" and written["dataset"] == "ucf101"
     assert_same_run(run_dir, written, reference)
+
+
+def test_vit_fine_tuning_uses_adamw_with_layer_wise_lr_decay():
+    """timm's AdamW with layer decay: block i of L gets lr x decay^(L + 1 - i); the head the full lr (VideoMAE)."""
+    from hico_bench.evaluate.classify import _optimizer
+    from hico_bench.evaluate.tasks import TASKS
+    from hico_bench.models.backbones import build_backbone
+    from hico_bench.models.heads import ClassifierModel
+    from hico_bench.train.optim import set_lr
+
+    net = ClassifierModel(build_backbone("vit_s16", embed_dim=32, depth=3, num_heads=2, frames=4, size=32), 5)
+    s = TASKS["ft"].settings.resolve({"optimizer": "adamw", "layer_decay": 0.5, "weight_decay": 0.05})
+    opt = _optimizer(net, s)
+    set_lr(opt, 1.0)
+    lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    depth = 3
+    assert lr_of[id(net.head.weight)] == 1.0
+    assert lr_of[id(net.backbone.patch_embed.proj.weight)] == 0.5 ** (depth + 1)
+    for i, block in enumerate(net.backbone.blocks):
+        assert lr_of[id(block.attn.qkv.weight)] == 0.5 ** (depth - i)
+    decay_of = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    assert decay_of[id(net.head.weight)] == 0.05 and decay_of[id(net.head.bias)] == 0.0
+    tiny = ClassifierModel(build_backbone("tiny", out_dim=16, widths=(4, 4, 8)), 3)
+    with pytest.raises(UserError, match=r"layer-wise lr decay needs a backbone made of layers .* tiny is not"):
+        _optimizer(tiny, s)
+    with pytest.raises(UserError, match=r"layer_decay needs optimizer: adamw"):
+        _optimizer(net, TASKS["ft"].settings.resolve({"layer_decay": 0.5}))

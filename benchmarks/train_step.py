@@ -1,6 +1,6 @@
 """HiCo pretraining step throughput: fp32 eager vs bf16 autocast + channels_last_3d (+ torch.compile), per backbone.
 
-One step is what ``hico_bench/train/loop.py`` does per batch on one process: the :class:`PretrainModel` (backbone +
+One step is what ``hico_bench/train/loop.py`` does per batch on one process: the :class:`~hico_bench.method.HiCoModel` (backbone +
 g + h + phi) on ``batch_videos x 3`` clips of ``frames x size x size``, VCL + TCL losses, backward, a LARS step.
 Inputs are random (the data pipeline has its own benchmark, ``benchmarks/pipeline.py``). Modes:
 
@@ -50,7 +50,7 @@ from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 from hico_bench.errors import UserError
 from hico_bench.losses import tcl_loss, vcl_loss
 from hico_bench.models.backbones import BACKBONES, ECOSYSTEM_BACKBONES, build_backbone
-from hico_bench.models.heads import PretrainModel
+from hico_bench.method import HiCoModel
 from hico_bench.train.optim import build_optimizer
 
 NUM_CLIPS = 3
@@ -94,8 +94,8 @@ def build_net(backbone: str, frames: int, size: int):
     return build_backbone(backbone, (frames, size))
 
 
-def build_model(backbone: str, device: torch.device | str, frames: int = 16, size: int = 112) -> PretrainModel:
-    return PretrainModel(build_net(backbone, frames, size), num_clips=NUM_CLIPS, topical=True).to(device)
+def build_model(backbone: str, device: torch.device | str, frames: int = 16, size: int = 112) -> HiCoModel:
+    return HiCoModel(build_net(backbone, frames, size), num_clips=NUM_CLIPS, topical=True).to(device)
 
 
 def conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,

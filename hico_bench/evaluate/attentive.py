@@ -38,7 +38,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from hico_bench.errors import UserError
-from hico_bench.evaluate.probe import check_test_classes, holdout_split, source_groups, topk_accuracy
+from hico_bench.evaluate.probe import (check_test_classes, holdout_split, labelled_splits, source_groups,
+                                       topk_accuracy)
 
 
 class AttentiveHead(nn.Module):
@@ -214,11 +215,9 @@ def video_tokens(backbone: nn.Module, manifest, model: dict[str, Any], views: in
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    from hico_bench.data.datasets import ClipDataset
+    from hico_bench.evaluate.features import frozen_views
 
-    dataset = ClipDataset(manifest, frames=model["frames"], sampling_rate=model["sampling_rate"],
-                          target_fps=model["target_fps"], size=model["size"], mode="test", num_views=views,
-                          crops=1, decode_size=model.get("decode_size"), cache_frames=cache_frames)
+    dataset = frozen_views(manifest, model, views, cache_frames)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     device = next(backbone.parameters()).device
     out = None
@@ -244,12 +243,7 @@ def run_attentive(checkpoint: str | None, manifest, model: dict[str, Any], setti
     if s["threads"]:
         torch.set_num_threads(s["threads"])
     t0 = time.perf_counter()
-    train = manifest[manifest["split"] == "train"].reset_index(drop=True)
-    test = manifest[manifest["split"] == "test"].reset_index(drop=True)
-    if train.empty or test.empty:
-        raise UserError(f"{where}: the manifest needs both train- and test-split videos.")
-    train_y, test_y = train["label_index"].to_numpy(np.int64), test["label_index"].to_numpy(np.int64)
-    check_test_classes(train_y, test_y, where)
+    train, test, train_y, test_y = labelled_splits(manifest, where)
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     backbone = load_backbone(checkpoint, model, s["seed"], checkpoint_format).to(device).eval()

@@ -44,8 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from hico_bench.errors import UserError, choice_error
-from hico_bench.evaluate.probe import check_test_classes, topk_accuracy
-from hico_bench.io import atomic_path
+from hico_bench.evaluate.probe import labelled_splits, topk_accuracy
 from hico_bench.train import checkpoint as ckpt
 from hico_bench.train import distributed as dist
 from hico_bench.train.resume import (EpochLoader, Interrupted, StopMonitor, gather_failures, ignore_stop_signals,
@@ -86,12 +85,7 @@ def finetune(checkpoint: str | None, manifest, model: dict[str, Any], settings: 
     if s["threads"]:
         torch.set_num_threads(s["threads"])
     t0 = time.perf_counter()
-    train = manifest[manifest["split"] == "train"].reset_index(drop=True)
-    test = manifest[manifest["split"] == "test"].reset_index(drop=True)
-    if train.empty or test.empty:
-        raise UserError(f"{where}: the manifest needs both train- and test-split videos.")
-    train_y, test_y = train["label_index"].to_numpy(), test["label_index"].to_numpy()
-    check_test_classes(train_y, test_y, where)
+    train, test, train_y, test_y = labelled_splits(manifest, where)
     num_classes = int(max(train_y.max(), test_y.max())) + 1
 
     info = dist.setup_from_env()
@@ -157,7 +151,7 @@ def finetune(checkpoint: str | None, manifest, model: dict[str, Any], settings: 
         else:  # training had finished: straight to the test
             ckpt.set_rng_state(state["rng"][rank])
         if main:
-            _truncate_steps(run_dir / STEPS_LOG, step)
+            ckpt.truncate_log(run_dir / STEPS_LOG, step)
             at = f"epoch {start_epoch}" + (f", batch {start_batch}" if start_batch else "")
             report(f"hico-bench {mode}: resuming {where} from {at} (step {step}) of {point}.")
     elif run_dir is not None and main:
@@ -283,23 +277,10 @@ def _check_resumable(point: Path, state: dict, record: dict, run_dir: Path) -> N
         raise UserError(f"{point} is not a {FORMAT} resume point; delete {run_dir} to start afresh.")
     theirs = state["run"]
     changed = [k for k in record if k != "settings" and theirs.get(k) != record[k]]
-    ours_s, theirs_s = record["settings"], theirs.get("settings", {})
-    changed += sorted(k for k in set(ours_s) | set(theirs_s) if ours_s.get(k, _MISSING) != theirs_s.get(k, _MISSING))
+    changed += ckpt.changed_keys(record["settings"], theirs.get("settings", {}))
     if changed:
         raise UserError(f"{point} was written by a run that differs from this one in {', '.join(changed)}; "
                         f"delete {run_dir} to start afresh.")
-
-
-_MISSING = object()
-
-
-def _truncate_steps(path: Path, step: int) -> None:
-    """Keep the step lines up to ``step`` (those after it are repeated by the resumed run)."""
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(line + "\n" for line in keep))
 
 
 @torch.no_grad()

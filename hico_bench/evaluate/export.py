@@ -1,7 +1,7 @@
 """ActivityNet feature export: slide the frozen backbone over every video and write the localization tools' formats.
 
 Snippet ``k`` of a video is the ``snippet_frames`` consecutive frames starting at frame ``k * stride`` (the
-ActionFormer / BMN convention; formats.md section 3); a video of ``F`` frames gives
+ActionFormer / BMN convention: libs/datasets/anet.py, BMN data_process.py); a video of ``F`` frames gives
 ``max(1, (F - snippet_frames) // stride + 1)`` snippets. Each snippet is centre-cropped (0.875 of the short side),
 resized to the model's input size and normalised, like the downstream test views.
 

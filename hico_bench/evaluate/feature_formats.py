@@ -1,4 +1,4 @@
-"""Feature files in the layouts that temporal action localization tools read (formats.md section 3).
+"""Feature files in the layouts that temporal action localization tools read (ActionFormer, BMN, G-TAD).
 
 * ActionFormer layout: one ``v_<id>.npy`` per video, a T x C float32 array (snippets x channels), with a sidecar
   ``v_<id>.json`` holding ``stride``, ``frames_per_snippet``, ``fps``, ``feature_dim``, ``duration`` and

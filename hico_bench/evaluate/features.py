@@ -45,6 +45,18 @@ def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def frozen_views(manifest, model: dict[str, Any], views: int, cache_frames: bool = False):
+    """The clips a frozen backbone sees per video (features, the attentive probe): ``views`` clips evenly spaced from
+    the start to the end of the video (the VCOP protocol), one centre crop each; items are (views, label, index)."""
+    from hico_bench.data.datasets import ClipDataset
+    from hico_bench.data.sampling import evenly_spaced_clip_starts
+
+    return ClipDataset(manifest, frames=model["frames"], sampling_rate=model["sampling_rate"],
+                       target_fps=model["target_fps"], size=model["size"], mode="test", num_views=views, crops=1,
+                       decode_size=model.get("decode_size"), view_starts=evenly_spaced_clip_starts,
+                       cache_frames=cache_frames)
+
+
 @torch.no_grad()
 def video_features(backbone: torch.nn.Module, manifest, model: dict[str, Any], views: int = 10,
                    batch_size: int = 8, num_workers: int = 0, cache_frames: bool = False,
@@ -54,13 +66,7 @@ def video_features(backbone: torch.nn.Module, manifest, model: dict[str, Any], v
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    from hico_bench.data.datasets import ClipDataset
-    from hico_bench.data.sampling import evenly_spaced_clip_starts
-
-    dataset = ClipDataset(manifest, frames=model["frames"], sampling_rate=model["sampling_rate"],
-                          target_fps=model["target_fps"], size=model["size"], mode="test", num_views=views,
-                          crops=1, decode_size=model.get("decode_size"), view_starts=evenly_spaced_clip_starts,
-                          cache_frames=cache_frames)
+    dataset = frozen_views(manifest, model, views, cache_frames)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     device = _device()
     backbone = backbone.to(device).eval()

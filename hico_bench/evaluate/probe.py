@@ -30,6 +30,18 @@ def check_test_classes(train_labels: np.ndarray, test_labels: np.ndarray, where:
         raise UserError(f"{where}: test-split classes {missing[:5]} never occur in the train split.")
 
 
+def labelled_splits(manifest, where: str):
+    """(train videos, test videos, train labels, test labels) of a downstream manifest; a manifest without one of the
+    splits, or with a test class the train split never shows, is one sentence naming ``where``."""
+    train = manifest[manifest["split"] == "train"].reset_index(drop=True)
+    test = manifest[manifest["split"] == "test"].reset_index(drop=True)
+    if train.empty or test.empty:
+        raise UserError(f"{where}: the manifest needs both train- and test-split videos.")
+    train_y, test_y = train["label_index"].to_numpy(np.int64), test["label_index"].to_numpy(np.int64)
+    check_test_classes(train_y, test_y, where)
+    return train, test, train_y, test_y
+
+
 UCF_GROUP = re.compile(r"^(v_.+_g\d+)_c\d+$")
 
 

@@ -119,3 +119,21 @@ def prune_resume_points(run_dir: str | Path, keep: int = 2) -> None:
     """Delete all but the ``keep`` newest resume points."""
     for _, p in _resume_points(Path(run_dir))[:-keep]:
         p.unlink(missing_ok=True)
+
+
+def changed_keys(a: dict, b: dict) -> list[str]:
+    """The keys whose values differ between ``a`` and ``b`` (a key only one of them has counts), sorted."""
+    missing = object()
+    return sorted(k for k in set(a) | set(b) if a.get(k, missing) != b.get(k, missing))
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Keep the JSON lines of a per-step log up to ``step`` (those after it are repeated by the resumed run)."""
+    import json
+
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(line + "\n" for line in keep))
+

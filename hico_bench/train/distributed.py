@@ -1,4 +1,5 @@
-"""Process-group helpers for torchrun, and the gather used by VCL (method.md section 6, "VCL (global batch)").
+"""Process-group helpers for torchrun, and the gather used by VCL (over the global batch, gradient
+through the local slice only, as the official construct_logits_with_gradient does).
 
 VCL across processes: every process gathers the global z with :func:`gather_with_grad` (only its own rows keep
 gradient), computes :func:`hico_bench.losses.vcl_loss` on it, and the trainer multiplies that loss by

@@ -125,7 +125,7 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
             loader.resume(state["loader"][rank], state["rng"][rank])
         else:  # nothing left to train, or written before resume points recorded the loader (epoch boundaries)
             ckpt.set_rng_state(state["rng"][rank])
-        _truncate_metrics(metrics_partial, step)
+        ckpt.truncate_log(metrics_partial, step)
         if dist.is_main():
             where = f"epoch {start_epoch}" + (f", batch {start_batch}" if start_batch else "")
             print(f"hico-bench pretrain: resuming {out_dir.name} from {where} (step {step}).",
@@ -307,25 +307,13 @@ def _comparable(s: dict) -> dict:
 def _check_resumable(path: Path, state: dict, s: dict, world: int, out_dir: Path) -> None:
     """A resume point written with other settings, or by another number of processes, is refused."""
     theirs, ours = _comparable(state["settings"]), _comparable(s)
-    changed = sorted(k for k in set(theirs) | set(ours) if theirs.get(k, _MISSING) != ours.get(k, _MISSING))
+    changed = ckpt.changed_keys(theirs, ours)
     if changed:
         raise UserError(f"{path} was written with other settings than this run's ({', '.join(changed)}); "
                         f"delete {out_dir} to start afresh.")
     if len(state["rng"]) != world:
         raise UserError(f"{path} was written by {len(state['rng'])} processes and this run has {world}; resume it "
                         f"with {len(state['rng'])}, or delete {out_dir} to start afresh.")
-
-
-_MISSING = object()
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Keep the metric lines up to ``step`` (those after it are repeated by the resumed run)."""
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(line + "\n" for line in keep))
 
 
 def _report_failures(path: Path, failures: list[tuple[str, str]]) -> None:

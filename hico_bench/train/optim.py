@@ -1,4 +1,5 @@
-"""Optimisers, parameter groups, the linear-scaling rule and the warm-up + cosine schedule (method.md section 7).
+"""Optimisers, parameter groups, the linear-scaling rule and the warm-up + cosine schedule (the official
+models/utils/lars.py, optimizer.py and lr_policy.py, re-derived).
 
 Parameter groups (:func:`param_groups`):
 
@@ -48,7 +49,7 @@ _NORM_TYPES: tuple[type[nn.Module], ...] = (
 
 
 class Lars(Optimizer):
-    """LARS as the spec states it (method.md section 7), per parameter tensor w with gradient g:
+    """LARS as the official models/utils/lars.py computes it, per parameter tensor w with gradient g:
 
     ``local_lr = trust_coefficient * ||w|| / (||g|| + wd * ||w||)`` (1 when the denominator is 0, and 1 for groups
     with ``lars_exclude``); ``d = (g + wd * w) * local_lr * lr``; then momentum ``buf = m * buf + (1 - dampening) * d``

@@ -143,7 +143,7 @@ def test_ties_between_lrs_go_to_the_lower_held_out_loss_then_the_earlier_lr(monk
 
     def probabilities(lr, tokens, device):
         loss = fake[lr][1]
-        held_y = train_y[holdout_split(train_y, s["holdout"], s["seed"])[1]]
+        held_y = train_y[np.sort(holdout_split(train_y, s["holdout"], s["seed"])[1])]
         probs = np.zeros((len(tokens), 1, 2))
         probs[np.arange(len(tokens)), 0, held_y] = np.exp(-loss)
         probs[np.arange(len(tokens)), 0, 1 - held_y] = 1 - np.exp(-loss)

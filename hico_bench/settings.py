@@ -2,8 +2,8 @@
 
 A :class:`Section` is a named group of :class:`Setting` s (one stage's settings, such as pretraining or the linear
 probe); sections nest (``synthetic.settings.kinetics``) and :class:`MapOf` holds a section per free-form key
-(``variants.<name>``, ``pretrain.per_set.<set>``). :data:`CONFIG` is the whole configuration file built from these
-sections. Everything that checks settings goes through here:
+(``variants.<name>``, ``pretrain.per_set.<set>``). :func:`config_section` is the whole configuration file built from
+these sections. Everything that checks settings goes through here:
 
 * the Snakemake workflow validates its config with :func:`validate_config` (unknown keys, types, choices, bounds;
   defaults filled in), after converting values given on the command line (``--config seeds=[0,1,2]`` arrives as
@@ -102,7 +102,7 @@ class Section:
                             f"not {given!r}.")
         unknown = [k for k in given if k not in self.keys]
         if unknown:
-            raise unknown_key(where, unknown[0], self.keys, self.help)
+            raise unknown_key(where, unknown[0], self.keys)
         out: dict[str, Any] = {}
         for e in self.entries:
             sub = f"{where}.{e.name}" if where else e.name
@@ -159,12 +159,12 @@ class MapOf:
         for k, v in given.items():
             k = str(k)
             if allowed is not None and k not in allowed:
-                raise unknown_key(where, k, allowed, self.help)
+                raise unknown_key(where, k, allowed)
             out[k] = _check_entry(self.value, v, f"{where}.{k}")
         return out
 
 
-def unknown_key(where: str, key: str, valid: Iterable[str], what: str = "") -> UserError:
+def unknown_key(where: str, key: str, valid: Iterable[str]) -> UserError:
     place = f"{where}.{key}" if where else key
     listed = ", ".join(sorted(str(v) for v in valid)) or "none"
     return UserError(f"unknown setting {place!r}; the valid keys{' of ' + where if where else ''} are: {listed}.")
@@ -175,9 +175,7 @@ def _key(where: str) -> str:
 
 
 def _check_entry(e: Setting | Section | MapOf, value: Any, where: str) -> Any:
-    if isinstance(e, Section):
-        return e.check(value, where)
-    if isinstance(e, MapOf):
+    if isinstance(e, (Section, MapOf)):
         return e.check(value, where)
     return check_value(e, value, where)
 
@@ -208,9 +206,7 @@ def _from_text(kind: str, text: str) -> Any:
             return yaml.safe_load(t)
         if kind == "range":
             return _from_text("int", t) if t.lstrip("+-").isdigit() else _from_text("float", t)
-    except (ValueError, TypeError):
-        return text
-    except Exception:  # yaml errors
+    except Exception:  # not a number, or YAML that does not parse: the check names the text as given
         return text
     return text
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from hico_bench.errors import UserError
+from hico_bench.models import BACKBONE_NAMES
 
 Choices = tuple | Callable[[], Iterable[Any]] | None
 
@@ -326,14 +327,9 @@ def _plain(x: Any) -> Any:
 
 
 # -------------------------------------------------------------------------------------------------- the sections
-def _backbones() -> tuple[str, ...]:
-    from hico_bench.models.backbones import BACKBONES
-
-    return tuple(BACKBONES)
-
-
 BACKBONE = Section("model", "the backbone", (
-    Setting("backbone", "str", "tiny", "the video backbone (see the README's backbone table)", choices=_backbones),
+    Setting("backbone", "str", "tiny", "the video backbone (see the README's backbone table)",
+            choices=BACKBONE_NAMES),
     Setting("backbone_kwargs", "dict", {}, "extra arguments of the backbone builder (e.g. tiny's widths)"),
 ))
 
@@ -592,7 +588,7 @@ def _task_names() -> tuple[str, ...]:
 EXTERNAL = Section("external", "a checkpoint this project did not train", (
     Setting("path", "str", None, "the checkpoint file (hico-bench's own, an official HiCo / TAdaConv .pyth, or a "
             "state dict)", required=True),
-    Setting("backbone", "str", None, "its backbone", choices=_backbones, required=True),
+    Setting("backbone", "str", None, "its backbone", choices=BACKBONE_NAMES, required=True),
     Setting("backbone_kwargs", "dict", {}, "extra arguments of the backbone builder"),
     Setting("format", "str", "auto", "auto, hico-bench, official or state_dict",
             choices=("auto", "hico-bench", "official", "state_dict")),

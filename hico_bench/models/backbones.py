@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from torchvision.models.video import resnet as tv_resnet
 
 from hico_bench.errors import UserError, choice_error
+from hico_bench.models import ECOSYSTEM_BACKBONES  # noqa: F401  (re-exported: the names live in the package)
 from hico_bench.models import pytorchvideo_backbones as ptv
 from hico_bench.models import vit
 
@@ -248,9 +249,6 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "vit_s16": vit.build_vit_s16,
     "vit_b16": vit.build_vit_b16,
 }
-
-#: The backbones from the ecosystem (pytorchvideo builders and the VideoMAE-style ViTs).
-ECOSYSTEM_BACKBONES = ("x3d_s", "x3d_m", "slow_r50", "csn_r101", "r2plus1d_r50", "mvit_b", "vit_s16", "vit_b16")
 
 
 def build_backbone(name: str, clip: tuple[int, int] | None = None, **kwargs) -> nn.Module:

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -18,6 +21,15 @@ EXPECTED = {
 def test_every_backbone_is_pinned():
     # the ecosystem's backbones are pinned in tests/models/test_ecosystem.py
     assert set(BACKBONES) - set(ECOSYSTEM_BACKBONES) == set(EXPECTED)
+
+
+def test_the_torch_free_name_list_is_the_registry():
+    """hico_bench.models.BACKBONE_NAMES (what the config check offers) names exactly the registry's builders."""
+    from hico_bench.models import BACKBONE_NAMES
+
+    assert BACKBONE_NAMES == tuple(BACKBONES)
+    code = "import sys, hico_bench.settings, hico_bench.config; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

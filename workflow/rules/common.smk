@@ -6,9 +6,7 @@ from snakemake.exceptions import WorkflowError
 
 from hico_bench.config import build_grid, dataset_paths, required_inputs, settings_json
 from hico_bench.errors import UserError
-from hico_bench.evaluate.splits import merge_split_metrics
 from hico_bench.evaluate.tasks import TASKS, tasks_reading
-from hico_bench.io import write_json, write_text
 from hico_bench.results import PLOT_NAMES, TABLE_NAMES
 from hico_bench.settings import validate_config
 

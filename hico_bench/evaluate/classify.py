@@ -172,11 +172,7 @@ def finetune(checkpoint: str | None, manifest, model: dict[str, Any], settings: 
                  "rng": dist.all_gather_object(ckpt.rng_state()),
                  "loader": dist.all_gather_object(loader.state(epoch_done=batch == 0)),
                  "failures": [list(f) for f in gather_failures(failures)]}
-        path = ckpt.resume_point_path(run_dir, epoch_done, batch)
-        if main:
-            log.flush()
-            ckpt.save_checkpoint(path, state)
-            ckpt.prune_resume_points(run_dir)
+        path = ckpt.write_resume_point(run_dir, epoch_done, batch, state, main=main, log=log)
         monitor.wrote_resume_point()
         return path
 

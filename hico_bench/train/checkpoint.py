@@ -121,6 +121,20 @@ def prune_resume_points(run_dir: str | Path, keep: int = 2) -> None:
         p.unlink(missing_ok=True)
 
 
+def write_resume_point(run_dir: str | Path, epoch: int, batch: int, state: dict[str, Any], *, main: bool,
+                       log=None) -> Path:
+    """Save ``state`` as the resume point after ``epoch`` epochs and ``batch`` batches of the run in ``run_dir`` and
+    keep the two newest; only where ``main`` (rank 0), after flushing the run's per-step ``log`` so that the log is
+    never behind a resume point. Returns the point's path (on every rank)."""
+    path = resume_point_path(run_dir, epoch, batch)
+    if main:
+        if log is not None:
+            log.flush()
+        save_checkpoint(path, state)
+        prune_resume_points(run_dir)
+    return path
+
+
 def changed_keys(a: dict, b: dict) -> list[str]:
     """The keys whose values differ between ``a`` and ``b`` (a key only one of them has counts), sorted."""
     missing = object()

@@ -149,11 +149,7 @@ def pretrain(manifest_path: str | os.PathLike, out_dir: str | os.PathLike, setti
         state = _state(model, optimizer, epoch_done, step, s, world)
         state.update(batch=batch, loader=dist.all_gather_object(loader.state(epoch_done=batch == 0)),
                      failures=[list(f) for f in gather_failures(failures)])
-        path = ckpt.resume_point_path(out_dir, epoch_done, batch)
-        if dist.is_main():
-            log.flush()
-            ckpt.save_checkpoint(path, state)
-            ckpt.prune_resume_points(out_dir)
+        path = ckpt.write_resume_point(out_dir, epoch_done, batch, state, main=dist.is_main(), log=log)
         monitor.wrote_resume_point()
         return path
 

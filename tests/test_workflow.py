@@ -103,9 +103,11 @@ def rule_blocks(output: str) -> dict[str, list[str]]:
 
 
 def video_task_gpus(block: str, default: int) -> int:
-    """paper.yaml: fine-tuning and linear evaluation run under torchrun on downstream.gpus = 8; any other video task
-    (the attentive probe, if a user adds it) on one GPU."""
-    return 8 if re.search(r"\btask=(ft|lft)\b", block) else default
+    """paper.yaml: fine-tuning and linear evaluation run under torchrun on its downstream.gpus (8); any other job of
+    the block's rule gets ``default``."""
+    if re.search(r"\btask=(ft|lft)\b", block):
+        return yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["downstream"]["gpus"]
+    return default
 
 
 def test_paper_config_on_slurm_gives_every_gpu_job_its_gpus(fake_tree):

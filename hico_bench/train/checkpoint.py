@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -122,7 +122,7 @@ def prune_resume_points(run_dir: str | Path, keep: int = 2) -> None:
 
 
 def write_resume_point(run_dir: str | Path, epoch: int, batch: int, state: dict[str, Any], *, main: bool,
-                       log=None) -> Path:
+                       log: TextIO | None = None) -> Path:
     """Save ``state`` as the resume point after ``epoch`` epochs and ``batch`` batches of the run in ``run_dir`` and
     keep the two newest; only where ``main`` (rank 0), after flushing the run's per-step ``log`` so that the log is
     never behind a resume point. Returns the point's path (on every rank)."""
